@@ -1,0 +1,192 @@
+"""From a :class:`~ketaplan.models.spec.ModelSpec` and patients to the engine's inputs.
+
+Individual parameter values: typical value (with linear covariate terms in the parameter's own
+unit) x power and factor covariate effects, converted to internal units (L, h, L/h, 1/h; a
+per-kg unit multiplied by body weight), x exp(eta) for parameters with variability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ketaplan.engine.schedule import DoseModifiers, DoseRecords
+from ketaplan.engine.system import EffectLink, LinearStructure, Transfer
+from ketaplan.errors import InputError
+from ketaplan.models.spec import ModelSpec, Parameter, molar_mass
+from ketaplan.units import Q_, _prepare
+
+_INTERNAL = {
+    "[length] ** 3": "L",
+    "[length] ** 3 / [time]": "L/h",
+    "1 / [time]": "1/h",
+    "[time]": "h",
+    "dimensionless": "",
+    "[mass] / [length] ** 3": "ng/mL",
+}
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """Covariates of S patients (arrays of length S)."""
+
+    weight: np.ndarray
+    age: np.ndarray
+    sex: np.ndarray
+    height: np.ndarray
+
+    @classmethod
+    def of(cls, weight, age=None, sex=None, height=None) -> Covariates:
+        """Broadcast scalars or sequences to arrays; missing age/sex/height become NaN/'unknown'."""
+        w = np.atleast_1d(np.asarray(weight, dtype=float))
+        n = len(w)
+        a = np.full(n, np.nan) if age is None else np.broadcast_to(np.asarray(age, dtype=float), (n,)).copy()
+        s = np.full(n, "unknown", dtype=object) if sex is None else np.broadcast_to(np.asarray(sex, dtype=object),
+                                                                                  (n,)).copy()
+        h = np.full(n, np.nan) if height is None else np.broadcast_to(np.asarray(height, dtype=float), (n,)).copy()
+        return cls(w, a, s, h)
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+    def take(self, idx) -> Covariates:
+        return Covariates(self.weight[idx], self.age[idx], self.sex[idx], self.height[idx])
+
+    def values(self, name: str) -> np.ndarray:
+        if name == "lbm":
+            return lean_body_mass(self.weight, self.height, self.sex)
+        return getattr(self, name)
+
+
+def lean_body_mass(weight: np.ndarray, height_cm: np.ndarray, sex: np.ndarray) -> np.ndarray:
+    """Lean body mass (kg), Janmahasatian S et al. Clin Pharmacokinet 2005;44(10):1051-65."""
+    bmi = weight / (height_cm / 100.0) ** 2
+    male = np.asarray(sex == "male")
+    return np.where(male, 9270 * weight / (6680 + 216 * bmi), 9270 * weight / (8780 + 244 * bmi))
+
+
+@dataclass
+class BuiltModel:
+    """A model made concrete for S patients: structure, parameters and dose handling."""
+
+    spec: ModelSpec
+    structure: LinearStructure
+    params: dict[str, np.ndarray]
+    n_subjects: int
+    cmt_of_route: dict[str, int] = field(default_factory=dict)
+
+    def rate_matrix(self) -> np.ndarray:
+        return self.structure.rate_matrix(self.params)
+
+    def readout(self, observables: Sequence[str]) -> np.ndarray:
+        """(S, n_out, n) matrix turning amounts into concentrations (ng/mL) of the observables."""
+        n = self.structure.n_states
+        r = np.zeros((self.n_subjects, len(observables), n))
+        comps = {c.name: c for c in self.spec.compartments}
+        for i, name in enumerate(observables):
+            if name not in self.spec.observables:
+                raise InputError("output", name, f"this model predicts {', '.join(self.spec.observables)}")
+            o = self.spec.observables[name]
+            j = self.structure.index(o.compartment)
+            if o.compartment in comps:
+                r[:, i, j] = 1000.0 / self.params[comps[o.compartment].volume]
+            else:
+                r[:, i, j] = 1000.0  # effect sites hold mg/L
+        return r
+
+    def modifiers(self, records: DoseRecords, routes: Sequence[str]) -> DoseModifiers:
+        """Per-subject F, lag and zero-order duration of each record, from its route."""
+        s, n_rec = self.n_subjects, len(records)
+        f = np.ones((s, n_rec))
+        lag = np.zeros((s, n_rec))
+        dur = np.full((s, n_rec), np.nan)
+        for k, route in enumerate(routes):
+            if route not in self.spec.routes:
+                continue
+            r = self.spec.routes[route]
+            f[:, k] = self._value(r.bioavailability)
+            if r.lag is not None:
+                lag[:, k] = self.params[r.lag]
+            if r.duration is not None:
+                dur[:, k] = self.params[r.duration]
+        return DoseModifiers(f, lag, np.full((s, n_rec), np.nan), dur)
+
+    def _value(self, ref: float | str) -> np.ndarray:
+        return np.full(self.n_subjects, float(ref)) if not isinstance(ref, str) else self.params[ref]
+
+
+def parameter_values(spec: ModelSpec, covariates: Covariates, etas: Mapping[str, np.ndarray] | None = None,
+                     overrides: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Individual parameter values in internal units for each patient."""
+    etas = etas or {}
+    overrides = overrides or {}
+    unknown = set(overrides) - set(spec.parameters)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InputError("parameter", name, f"model {spec.id} has {', '.join(spec.parameters)}")
+    out = {}
+    for name, p in spec.parameters.items():
+        typical = _typical(name, p, covariates, overrides.get(name))
+        if name in etas:
+            typical = typical * np.exp(etas[name])
+        out[name] = typical
+    return out
+
+
+def _typical(name: str, p: Parameter, cov: Covariates, override: float | None) -> np.ndarray:
+    value = np.full(len(cov), p.value if override is None else float(override))
+    factor = np.ones(len(cov))
+    for eff in p.covariates:
+        x = cov.values(eff.covariate)
+        if eff.kind == "factor":
+            factor = factor * np.where(x == eff.level, eff.factor, 1.0)
+            continue
+        x = np.asarray(x, dtype=float)
+        if np.any(~np.isfinite(x)):
+            raise InputError(eff.covariate, "missing", f"parameter {name} of this model depends on the "
+                             f"patient's {eff.covariate}; give it")
+        if eff.kind == "power":
+            factor = factor * (x / eff.reference) ** eff.exponent
+        else:
+            delta = x - eff.reference
+            if eff.above_reference:
+                delta = np.maximum(delta, 0.0)
+            value = value + eff.slope * delta
+    return _to_internal(name, p.unit, value * factor, cov.weight)
+
+
+def _to_internal(name: str, unit: str, value: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    q = Q_(value, _prepare(unit))
+    if q.check("[body_weight]") or "[body_weight]" in str(q.dimensionality):
+        q = q * Q_(weight, "kgbw")
+    dim = str(q.dimensionality)
+    if dim not in _INTERNAL:
+        raise InputError(f"parameter {name}", unit, "has a unit ketaplan does not know how to use")
+    target = _INTERNAL[dim]
+    return np.asarray(q.to(target).magnitude if target else q.to("").magnitude, dtype=float)
+
+
+def build(spec: ModelSpec, covariates: Covariates, etas: Mapping[str, np.ndarray] | None = None,
+          overrides: Mapping[str, float] | None = None) -> BuiltModel:
+    """Structure, parameters and route mapping of ``spec`` for the given patients."""
+    params = parameter_values(spec, covariates, etas, overrides)
+    comps = {c.name: c for c in spec.compartments}
+    transfers = []
+    for i, f in enumerate(spec.flows):
+        rate_name = f"_k{i}"
+        if f.clearance is not None:
+            params[rate_name] = params[f.clearance] / params[comps[f.source].volume]
+        else:
+            params[rate_name] = params[f.rate]
+        y = np.full(len(covariates), float(f.fraction)) if not isinstance(f.fraction, str) else params[f.fraction]
+        if f.molar_mass_ratio:
+            y = y * molar_mass(comps[f.target].analyte) / molar_mass(comps[f.source].analyte)
+        yield_name = f"_y{i}"
+        params[yield_name] = y
+        transfers.append(Transfer(f.source, f.target, rate_name, yield_name))
+    effects = tuple(EffectLink(e.name, e.follows, e.ke0, comps[e.follows].volume) for e in spec.effect_sites)
+    structure = LinearStructure(spec.state_names, tuple(transfers), effects)
+    cmt_of_route = {name: structure.index(r.compartment) for name, r in spec.routes.items()}
+    return BuiltModel(spec, structure, params, len(covariates), cmt_of_route)

@@ -1,0 +1,213 @@
+"""Exact solution of linear compartment systems under a compiled dosing schedule.
+
+The system dA/dt = K A + r(t) has piecewise-constant input r between schedule boundaries, so
+each stretch is solved in closed form (see :mod:`ketaplan.engine.propagators`). Subjects are
+processed in chunks, vectorised within a chunk; the loop over boundaries visits dose events,
+never output time points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ketaplan.engine.propagators import ExpmPropagator, ModalPropagator
+from ketaplan.engine.schedule import Schedule
+
+CHUNK_ELEMENTS = 1_500_000
+"""Target size (subjects x times x states) of the temporaries of one chunk."""
+
+
+def solve(
+    k: np.ndarray,
+    schedule: Schedule,
+    times: np.ndarray,
+    readout: np.ndarray,
+    orders: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Outputs ``readout @ A(t)`` for every subject and output time.
+
+    Parameters
+    ----------
+    k:
+        Rate matrices (per hour), (S, n, n); or (S, B + 1, n, n) for parameters that change at
+        boundaries, where index 0 applies before the first boundary and index j + 1 after
+        boundary j (a steady state set at boundary j uses index j).
+    schedule:
+        Compiled boundaries for the S subjects.
+    times:
+        Output times (h), (T,) shared by all subjects or (S, T).
+    readout:
+        (n_out, n) or (S, n_out, n) matrix turning amounts into outputs.
+    orders:
+        Order keys of the output times for ties with boundaries at the same time (an output sees
+        boundaries whose (time, order) is <= its own); default: after everything at that time.
+    out:
+        Optional (S, T, n_out) array to write into.
+
+    Returns
+    -------
+    (S, T, n_out) array.
+    """
+    s_all, n = schedule.n_subjects, schedule.n_states
+    times = np.broadcast_to(np.asarray(times, dtype=float), (s_all, np.shape(times)[-1]))
+    if orders is None:
+        orders = np.full(times.shape, np.iinfo(np.int64).max)
+    orders = np.broadcast_to(np.asarray(orders), times.shape)
+    readout = np.broadcast_to(readout, (s_all, *np.shape(readout)[-2:]))
+    n_out = readout.shape[1]
+    if out is None:
+        out = np.empty((s_all, times.shape[1], n_out))
+    chunk = max(1, CHUNK_ELEMENTS // max(1, times.shape[1] * n))
+    for start in range(0, s_all, chunk):
+        sl = slice(start, min(start + chunk, s_all))
+        out[sl] = _solve_chunk(k[sl], schedule.take(sl), times[sl], orders[sl], readout[sl])
+    return out
+
+
+def _solve_chunk(k, schedule, times, orders, readout):
+    varying = k.ndim == 4
+    s = schedule.n_subjects
+    n = schedule.n_states
+    ks = k if varying else k[:, None]
+    segments = ks.shape[1]
+    modal, bad = ModalPropagator.decompose(ks.reshape(-1, n, n))
+    bad = bad.reshape(s, segments).any(axis=1)
+    result = np.zeros((s, times.shape[1], readout.shape[1]))
+    if np.any(~bad):
+        idx = np.flatnonzero(~bad)
+        props = [modal.take(np.ravel_multi_index((idx, np.full_like(idx, j)), (s, segments)))
+                 for j in range(segments)]
+        result[idx] = _run(props, schedule.take(idx), times[idx], orders[idx], readout[idx], varying)
+    if np.any(bad):
+        idx = np.flatnonzero(bad)
+        props = [ExpmPropagator(ks[idx, j]) for j in range(segments)]
+        result[idx] = _run(props, schedule.take(idx), times[idx], orders[idx], readout[idx], varying)
+    return result
+
+
+def _segment(props, j):
+    """Propagator of segment j (index into the B + 1 segments), constant systems have one."""
+    return props[j] if len(props) > 1 else props[0]
+
+
+def _run(props, schedule: Schedule, times, orders, readout, varying):
+    """Boundary loop for one homogeneous group of subjects, then evaluation at the outputs."""
+    s, b, n = schedule.n_subjects, schedule.n_boundaries, schedule.n_states
+    rows = np.arange(s)
+    a = np.zeros((s, n))
+    r = np.zeros((s, n))
+    a_after = np.zeros((s, b, n))
+    r_after = np.zeros((s, b, n))
+    t_prev = np.zeros(s)
+    for j in range(b):
+        t = schedule.time[:, j]
+        live = np.isfinite(t)
+        if not np.any(live):
+            a_after[:, j:] = a[:, None]
+            r_after[:, j:] = r[:, None]
+            break
+        if j > 0:
+            tau = np.where(live, t - t_prev, 0.0)
+            a = _segment(props, j).advance(a, r, tau)
+        t_prev = np.where(live, t, t_prev)
+        reset = schedule.reset[:, j] & live
+        a[reset] = 0.0
+        r[reset] = 0.0
+        if np.any(schedule.ss_kind[:, j] > 0):
+            a = a + _steady_state(_segment(props, j), schedule, j, n)
+        cmt = schedule.cmt[:, j]
+        a[rows, cmt] += np.where(live, schedule.bolus[:, j], 0.0)
+        r[rows, cmt] += np.where(live, schedule.drate[:, j], 0.0)
+        a_after[:, j] = a
+        r_after[:, j] = r
+    return _evaluate(props, schedule, a_after, r_after, times, orders, readout, varying)
+
+
+def _steady_state(prop, schedule: Schedule, j: int, n: int) -> np.ndarray:
+    """Steady-state amounts added at boundary j (zero for subjects without an SS item there)."""
+    s = schedule.n_subjects
+    kind = schedule.ss_kind[:, j]
+    on = kind > 0
+    cmt = schedule.cmt[:, j]
+    unit = np.zeros((s, n))
+    unit[np.arange(s), cmt] = 1.0
+    ii_raw = schedule.ss_ii[:, j]
+    constant = on & (ii_raw == 0)
+    infusion = on & ~constant & (schedule.ss_rate[:, j] > 0)
+    bolus = on & ~constant & ~infusion
+    lag = np.where(on, schedule.ss_lag[:, j], 0.0)
+    add = np.zeros((s, n))
+    if np.any(constant):
+        rate = np.where(constant, schedule.ss_rate[:, j], 0.0)
+        add += np.where(constant[:, None], prop.steady_state_constant(unit * rate[:, None]), 0.0)
+    if np.any(infusion):
+        rate = np.where(infusion, schedule.ss_rate[:, j], 0.0)
+        dur = np.where(infusion, schedule.ss_duration[:, j], 0.0)
+        ii = np.where(infusion, ii_raw, 1.0)
+        ss = prop.steady_state_infusion(unit * rate[:, None], dur, ii, np.where(infusion, lag, 0.0))
+        add += np.where(infusion[:, None], ss, 0.0)
+    if np.any(bolus):
+        amount = np.where(bolus, schedule.ss_amount[:, j], 0.0)
+        ii = np.where(bolus, ii_raw, 1.0)
+        ss = prop.steady_state_bolus(unit * amount[:, None], ii, np.where(bolus, lag, 0.0))
+        add += np.where(bolus[:, None], ss, 0.0)
+    return add
+
+
+def _last_boundary(schedule: Schedule, times, orders):
+    """Index of the last boundary at or before each output (by (time, order)), -1 if none."""
+    s, b = schedule.n_subjects, schedule.n_boundaries
+    if b == 0:
+        return np.full(times.shape, -1)
+    bkeys = _complex_keys(schedule.time)
+    okeys = _complex_keys(times)
+    left = np.searchsorted(bkeys, okeys, side="left")
+    right = np.searchsorted(bkeys, okeys, side="right")
+    # boundaries at exactly the output's time count if their order is <= the output's order
+    border = schedule.order.ravel()
+    oorder = orders.ravel()
+    count = left.copy()
+    ties = right > left
+    if np.any(ties):
+        width = int((right - left).max())
+        for step in range(width):
+            pos = left + step
+            inside = ties & (pos < right)
+            ok = inside & (border[np.minimum(pos, border.size - 1)] <= oorder)
+            count = np.where(ok, pos + 1, count)
+    offsets = (np.arange(s) * b)[:, None]
+    return count.reshape(times.shape) - offsets - 1
+
+
+def _complex_keys(times: np.ndarray) -> np.ndarray:
+    """(subject, time) pairs as complex numbers, which numpy orders lexicographically."""
+    keys = np.empty(times.shape, dtype=complex)
+    keys.real = np.arange(times.shape[0])[:, None]
+    keys.imag = times
+    return keys.ravel()
+
+
+def _evaluate(props, schedule, a_after, r_after, times, orders, readout, varying):
+    s, b, n = a_after.shape
+    j = _last_boundary(schedule, times, orders)
+    none = j < 0
+    jc = np.maximum(j, 0)
+    tb = np.take_along_axis(schedule.time, jc, axis=1) if b else np.zeros(times.shape)
+    tau = np.where(none, 0.0, times - tb)
+    a = np.take_along_axis(a_after, jc[..., None], axis=1) if b else np.zeros((*times.shape, n))
+    r = np.take_along_axis(r_after, jc[..., None], axis=1) if b else np.zeros((*times.shape, n))
+    a = np.where(none[..., None], 0.0, a)
+    r = np.where(none[..., None], 0.0, r)
+    if not varying or len(props) == 1:
+        return props[0].evaluate(a, r, tau, readout)
+    result = np.zeros((s, times.shape[1], readout.shape[1]))
+    for seg in np.unique(jc + 1):
+        mask = (jc + 1) == seg
+        rows = np.flatnonzero(mask.any(axis=1))
+        sub = props[seg].take(rows)
+        m = mask[rows]
+        vals = sub.evaluate(np.where(m[..., None], a[rows], 0.0), np.where(m[..., None], r[rows], 0.0),
+                            np.where(m, tau[rows], 0.0), readout[rows])
+        result[rows] = np.where(m[..., None], vals, result[rows])
+    return result

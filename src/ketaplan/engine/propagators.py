@@ -1,0 +1,190 @@
+"""Exact propagators of dA/dt = K A + r (r constant) for batches of subjects.
+
+Two interchangeable implementations:
+
+* :class:`ModalPropagator` diagonalises K = V diag(lambda) V^-1 once per subject and then
+  evaluates A(t) = V [e^(lambda t) z0 + (e^(lambda t) - 1)/lambda w] with z0 = V^-1 A0 and
+  w = V^-1 r. This is the fast path: one exponential per mode and time point.
+* :class:`ExpmPropagator` uses the matrix exponential of the augmented matrix [[K, r], [0, 0]]
+  (scipy.linalg.expm, Pade with scaling and squaring). It is exact also when K is defective
+  (for example an absorption rate equal to an elimination rate), where eigenvectors are not.
+
+Steady states are closed forms (geometric series over the dosing interval), never simulated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import expm
+
+from ketaplan.engine.schedule import running_infusions
+from ketaplan.errors import InputError
+
+CONDITION_LIMIT = 1e7
+"""Eigenvector condition number above which a subject is solved with matrix exponentials."""
+
+
+def phi1(lam: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """(exp(lam*tau) - 1) / lam, equal to tau where lam == 0, without cancellation."""
+    nonzero = lam != 0
+    safe = np.where(nonzero, lam, 1.0)
+    return np.where(nonzero, np.expm1(lam * tau) / safe, tau)
+
+
+def _no_steady_state(lam: np.ndarray) -> None:
+    if np.any(lam >= 0):
+        raise InputError(
+            "SS", 1,
+            "a steady state does not exist for this model because one of its compartments never "
+            "empties; remove the SS item or give the compartment an elimination",
+        )
+
+
+@dataclass
+class ModalPropagator:
+    """Eigen-decomposition propagator for a batch of diagonalisable systems."""
+
+    lam: np.ndarray  # (S, n)
+    vec: np.ndarray  # (S, n, n)
+    inv: np.ndarray  # (S, n, n)
+
+    @staticmethod
+    def decompose(k: np.ndarray) -> tuple[ModalPropagator, np.ndarray]:
+        """Diagonalise K (S, n, n); returns the propagator and a mask of subjects it cannot serve."""
+        lam, vec = np.linalg.eig(k)
+        bad = np.any(np.abs(lam.imag) > 0, axis=-1)
+        lam = lam.real
+        vec = vec.real
+        with np.errstate(all="ignore"):
+            cond = np.linalg.cond(vec)
+        bad |= ~np.isfinite(cond) | (cond > CONDITION_LIMIT)
+        safe_vec = np.where(bad[:, None, None], np.eye(k.shape[-1]), vec)
+        inv = np.linalg.inv(safe_vec)
+        return ModalPropagator(lam, safe_vec, inv), bad
+
+    def take(self, idx) -> ModalPropagator:
+        return ModalPropagator(self.lam[idx], self.vec[idx], self.inv[idx])
+
+    def to_modal(self, a: np.ndarray) -> np.ndarray:
+        return np.einsum("sij,sj->si", self.inv, a)
+
+    def advance(self, a: np.ndarray, r: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        """States after ``tau`` (S,) hours from states ``a`` with constant input ``r`` (S, n)."""
+        z0 = self.to_modal(a)
+        w = self.to_modal(r)
+        lt = self.lam * tau[:, None]
+        z = np.exp(lt) * z0 + phi1(self.lam, tau[:, None]) * w
+        return np.einsum("sij,sj->si", self.vec, z)
+
+    def steady_state_bolus(self, b: np.ndarray, ii: np.ndarray, lag: np.ndarray) -> np.ndarray:
+        """Amounts II - lag after a bolus b (S, n) at steady state with interval ii (S,)."""
+        _no_steady_state(self.lam)
+        zb = self.to_modal(b)
+        z = np.exp(self.lam * (ii - lag)[:, None]) / -np.expm1(self.lam * ii[:, None]) * zb
+        return np.einsum("sij,sj->si", self.vec, z)
+
+    def steady_state_infusion(self, r: np.ndarray, dur: np.ndarray, ii: np.ndarray,
+                              lag: np.ndarray) -> np.ndarray:
+        """Amounts at the steady-state record from implied infusions of rate r and duration dur."""
+        _no_steady_state(self.lam)
+        w = self.to_modal(r)
+        lam = self.lam
+        running = running_infusions(dur, ii, lag)
+        m = running.sum(axis=1)
+        total = np.zeros_like(w)
+        for k in range(1, running.shape[1] + 1):
+            elapsed = (k * ii - lag)[:, None]
+            total += np.where(running[:, k - 1 : k], phi1(lam, elapsed), 0.0)
+        first_ended = ((m + 1) * ii - lag - dur)[:, None]
+        total += np.exp(lam * first_ended) * phi1(lam, dur[:, None]) / -np.expm1(lam * ii[:, None])
+        return np.einsum("sij,sj->si", self.vec, total * w)
+
+    def steady_state_constant(self, r: np.ndarray) -> np.ndarray:
+        """Amounts at steady state of a constant infusion r (S, n)."""
+        _no_steady_state(self.lam)
+        return np.einsum("sij,sj->si", self.vec, -self.to_modal(r) / self.lam)
+
+    def evaluate(self, a: np.ndarray, r: np.ndarray, tau: np.ndarray, readout: np.ndarray) -> np.ndarray:
+        """Outputs readout @ A at many times: a, r (S, T, n) states after the last boundary, tau (S, T).
+
+        ``readout`` is (S, n_out, n). Returns (S, T, n_out).
+        """
+        z0 = np.einsum("sij,stj->sti", self.inv, a)
+        w = np.einsum("sij,stj->sti", self.inv, r)
+        lt = self.lam[:, None, :] * tau[:, :, None]
+        z = np.exp(lt) * z0
+        z += phi1(self.lam[:, None, :], tau[:, :, None]) * w
+        mixed = np.matmul(readout, self.vec)  # (S, n_out, n)
+        return np.matmul(z, np.swapaxes(mixed, 1, 2))
+
+
+@dataclass
+class ExpmPropagator:
+    """Matrix-exponential propagator; exact for defective systems too."""
+
+    k: np.ndarray  # (S, n, n)
+
+    def take(self, idx) -> ExpmPropagator:
+        return ExpmPropagator(self.k[idx])
+
+    def _augmented(self, k: np.ndarray, r: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        """expm of [[K, r], [0, 0]] * tau for matching leading shapes."""
+        n = k.shape[-1]
+        aug = np.zeros((*k.shape[:-2], n + 1, n + 1))
+        aug[..., :n, :n] = k
+        aug[..., :n, n] = r
+        return expm(aug * tau[..., None, None])
+
+    def advance(self, a: np.ndarray, r: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        e = self._augmented(self.k, r, tau)
+        n = a.shape[-1]
+        return np.einsum("sij,sj->si", e[:, :n, :n], a) + e[:, :n, n]
+
+    def _phi_matrices(self, tau: np.ndarray):
+        """exp(K tau) and integral_0^tau exp(K s) ds, both (S, n, n)."""
+        s, n, _ = self.k.shape
+        aug = np.zeros((s, 2 * n, 2 * n))
+        aug[:, :n, :n] = self.k
+        aug[:, :n, n:] = np.eye(n)
+        e = expm(aug * tau[:, None, None])
+        return e[:, :n, :n], e[:, :n, n:]
+
+    def _geometric(self, ii: np.ndarray) -> np.ndarray:
+        """(I - exp(K II))^-1, raising when the steady state does not exist."""
+        lam = np.linalg.eigvals(self.k).real
+        _no_steady_state(lam)
+        phi_ii, _ = self._phi_matrices(ii)
+        n = self.k.shape[-1]
+        return np.linalg.inv(np.eye(n) - phi_ii)
+
+    def steady_state_bolus(self, b, ii, lag):
+        geo = self._geometric(ii)
+        phi_shift, _ = self._phi_matrices(ii - lag)
+        return np.einsum("sij,sjk,sk->si", phi_shift, geo, b)
+
+    def steady_state_infusion(self, r, dur, ii, lag):
+        geo = self._geometric(ii)
+        running = running_infusions(dur, ii, lag)
+        m = running.sum(axis=1)
+        total = np.zeros_like(r)
+        for k in range(1, running.shape[1] + 1):
+            _, gamma = self._phi_matrices(k * ii - lag)
+            total += np.where(running[:, k - 1 : k], np.einsum("sij,sj->si", gamma, r), 0.0)
+        _, gamma_d = self._phi_matrices(dur)
+        phi_shift, _ = self._phi_matrices((m + 1) * ii - lag - dur)
+        total += np.einsum("sij,sjk,skl,sl->si", phi_shift, geo, gamma_d, r)
+        return total
+
+    def steady_state_constant(self, r):
+        lam = np.linalg.eigvals(self.k).real
+        _no_steady_state(lam)
+        return -np.linalg.solve(self.k, r[..., None])[..., 0]
+
+    def evaluate(self, a, r, tau, readout):
+        s, t, n = a.shape
+        k = np.broadcast_to(self.k[:, None], (s, t, n, n))
+        e = self._augmented(k, r, tau)
+        states = np.einsum("stij,stj->sti", e[..., :n, :n], a) + e[..., :n, n]
+        return np.einsum("soj,stj->sto", readout, states)

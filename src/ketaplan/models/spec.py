@@ -1,0 +1,360 @@
+"""Model specifications: plain, validated data describing a published PK/PD model.
+
+A :class:`ModelSpec` lists compartments, first-order flows between them (by clearance or rate
+constant, with a formation fraction and molar-mass conversion for metabolites), effect sites,
+routes of administration, parameters (value, unit, source, confidence, covariate effects),
+inter-individual variability, residual error and pharmacodynamic layers. It holds no code; the
+engine turns it into rate matrices. Library models and a user's own YAML file load through the
+same path (:func:`ketaplan.models.library.load_model`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ketaplan.units import MOLAR_MASS_G_PER_MOL
+
+Confidence = Literal["high", "moderate", "low"]
+ANALYTES = ("ketamine", "s-ketamine", "r-ketamine", "norketamine", "s-norketamine", "hydroxynorketamine",
+            "s-hydroxynorketamine")
+"""Analytes a compartment may hold; molar masses come from :data:`ketaplan.units.MOLAR_MASS_G_PER_MOL`."""
+
+
+def molar_mass(analyte: str) -> float:
+    """Molar mass (g/mol) of an analyte; enantiomers weigh the same as the racemate."""
+    base = analyte.removeprefix("s-").removeprefix("r-")
+    if base == "hydroxynorketamine":
+        return 239.70  # C12H14ClNO2, IUPAC atomic weights
+    return MOLAR_MASS_G_PER_MOL[base]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Citation(Strict):
+    """A publication the model rests on."""
+
+    key: str
+    text: str
+    doi: str | None = None
+    pmid: str | None = None
+    note: str | None = None
+
+
+class CovariateEffect(Strict):
+    """How a covariate changes a parameter's typical value.
+
+    * ``power``: x (cov / reference) ** exponent (allometric weight scaling);
+    * ``linear``: + slope * (cov - reference) in the parameter's unit; with ``above_reference``
+      only above the reference (e.g. hepatic flow falling with age above 60 y);
+    * ``factor``: x factor when a categorical covariate equals ``level`` (e.g. sex = female).
+    """
+
+    covariate: Literal["weight", "age", "height", "sex", "lbm"]
+    kind: Literal["power", "linear", "factor"]
+    reference: float | None = None
+    exponent: float | None = None
+    slope: float | None = None
+    above_reference: bool = False
+    level: str | None = None
+    factor: float | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> CovariateEffect:
+        need = {"power": ("reference", "exponent"), "linear": ("reference", "slope"), "factor": ("level", "factor")}
+        for name in need[self.kind]:
+            if getattr(self, name) is None:
+                raise ValueError(f"a {self.kind} covariate effect needs '{name}'")
+        return self
+
+
+class Parameter(Strict):
+    """A parameter's typical value with its unit, provenance and covariate effects.
+
+    Units are pint strings; a unit per kg ("L/kg") scales linearly with body weight. ``derived``
+    marks values computed from published ones (not published themselves), ``assumed`` marks
+    modelling assumptions.
+    """
+
+    value: float
+    unit: str = "1"
+    source: str
+    confidence: Confidence
+    derived: bool = False
+    assumed: bool = False
+    note: str | None = None
+    user_settable: bool = False
+    covariates: tuple[CovariateEffect, ...] = ()
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not np.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class Compartment(Strict):
+    """A compartment; ``volume`` names a parameter (required where concentrations are read)."""
+
+    name: str
+    role: Literal["depot", "central", "peripheral", "transit", "hepatic"]
+    volume: str | None = None
+    analyte: str | None = None
+
+    @field_validator("analyte")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None and v not in ANALYTES:
+            raise ValueError(f"unknown analyte {v!r}; allowed: {', '.join(ANALYTES)}")
+        return v
+
+
+class Flow(Strict):
+    """First-order flow from ``source`` to ``target`` (None: leaves the body).
+
+    Give ``clearance`` (k = CL / V(source)) or ``rate`` (a rate-constant parameter). ``fraction``
+    (number or parameter name) is the part of the flow that arrives; ``molar_mass_ratio`` converts
+    mass between analytes (e.g. ketamine -> norketamine 223.70/237.73).
+    """
+
+    source: str
+    target: str | None = None
+    clearance: str | None = None
+    rate: str | None = None
+    fraction: float | str = 1.0
+    molar_mass_ratio: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Flow:
+        if (self.clearance is None) == (self.rate is None):
+            raise ValueError("give exactly one of 'clearance' and 'rate'")
+        return self
+
+
+class EffectSite(Strict):
+    """Effect compartment following the concentration of ``follows`` with rate ``ke0`` (parameter)."""
+
+    name: str
+    follows: str
+    ke0: str
+    description: str | None = None
+
+
+class Route(Strict):
+    """How a dose by this route enters: compartment, bioavailability, lag and zero-order duration."""
+
+    compartment: str
+    bioavailability: float | str = 1.0
+    lag: str | None = None
+    duration: str | None = None
+    evidence: str | None = None
+
+
+class Variability(Strict):
+    """Log-normal inter-individual variability: covariance of eta on the named parameters."""
+
+    parameters: tuple[str, ...]
+    omega: tuple[tuple[float, ...], ...]
+    source: str
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _square(self) -> Variability:
+        n = len(self.parameters)
+        if len(self.omega) != n or any(len(row) != n for row in self.omega):
+            raise ValueError(f"omega must be a {n} x {n} matrix for {list(self.parameters)}")
+        m = np.asarray(self.omega, dtype=float)
+        if not np.allclose(m, m.T):
+            raise ValueError("omega must be symmetric")
+        if np.any(np.linalg.eigvalsh(m) < -1e-12):
+            raise ValueError("omega must be positive semi-definite")
+        return self
+
+
+class ResidualError(Strict):
+    """Residual error of one observed output: proportional SD (fraction) and/or additive SD."""
+
+    proportional: float = 0.0
+    additive: float = 0.0
+    unit: str = "ng/mL"
+    source: str
+
+
+class Observable(Strict):
+    """A concentration the model predicts: compartment (or effect site) and analyte."""
+
+    compartment: str
+    analyte: str
+    description: str | None = None
+
+
+class Threshold(Strict):
+    """A named concentration with its source (analgesia, awakening, ...)."""
+
+    name: str
+    observable: str
+    value: float
+    unit: str = "ng/mL"
+    source: str
+    confidence: Confidence
+    note: str | None = None
+
+
+class SigmoidEmax(Strict):
+    """E = E0 + Emax * C^gamma / (EC50^gamma + C^gamma) on an observable (acute effect)."""
+
+    kind: Literal["sigmoid_emax"] = "sigmoid_emax"
+    name: str
+    input: str
+    ec50: str
+    emax: str
+    gamma: str | float = 1.0
+    e0: float = 0.0
+    unit: str
+    description: str | None = None
+
+
+class LinearAdditive(Strict):
+    """E = sum_i slope_i * C_i over observables (Olofsen 2012 style)."""
+
+    kind: Literal["linear_additive"] = "linear_additive"
+    name: str
+    terms: tuple[tuple[str, str], ...]  # (observable, slope parameter)
+    unit: str
+    description: str | None = None
+
+
+class LongLastingRelief(Strict):
+    """Slow effect-site relief mapped to a pain score (Dahan 2011 style).
+
+    relief = Ce^gamma / (C50^gamma + Ce^gamma) in responders; the expected relief is weighted by
+    the response probability; pain = baseline * (1 - Emax * relief).
+    """
+
+    kind: Literal["long_lasting_relief"] = "long_lasting_relief"
+    name: str
+    input: str
+    c50: str
+    gamma: str | float = 1.0
+    emax: str | float = 1.0
+    p_response: str
+    p_placebo: str | None = None
+    description: str | None = None
+
+
+PDLayer = Annotated[SigmoidEmax | LinearAdditive | LongLastingRelief, Field(discriminator="kind")]
+
+
+class ModelSpec(Strict):
+    """A published (or user) PK/PD model as data."""
+
+    id: str
+    title: str
+    drug: Literal["racemic", "s-ketamine"]
+    population: str
+    sampling: str = "unknown"
+    confidence: Confidence
+    citations: tuple[Citation, ...]
+    caveats: tuple[str, ...] = ()
+    parameters: dict[str, Parameter]
+    compartments: tuple[Compartment, ...]
+    flows: tuple[Flow, ...]
+    effect_sites: tuple[EffectSite, ...] = ()
+    routes: dict[str, Route]
+    observables: dict[str, Observable]
+    variability: tuple[Variability, ...] = ()
+    residual_error: dict[str, ResidualError] = Field(default_factory=dict)
+    pd: tuple[PDLayer, ...] = ()
+    thresholds: tuple[Threshold, ...] = ()
+    doses_studied: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not v.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("use letters, digits, '_' and '-' only")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> ModelSpec:
+        names = [c.name for c in self.compartments] + [e.name for e in self.effect_sites]
+        if len(set(names)) != len(names):
+            raise ValueError("compartment and effect-site names must be unique")
+        states = set(names)
+        comps = {c.name: c for c in self.compartments}
+        params = set(self.parameters)
+
+        def param(ref: str | float | None, where: str) -> None:
+            if isinstance(ref, str) and ref not in params:
+                raise ValueError(f"{where} refers to unknown parameter {ref!r}")
+
+        for c in self.compartments:
+            param(c.volume, f"compartment {c.name} volume")
+        for i, f in enumerate(self.flows):
+            where = f"flows[{i}] ({f.source} -> {f.target})"
+            if f.source not in comps or (f.target is not None and f.target not in comps):
+                raise ValueError(f"{where} refers to an unknown compartment")
+            param(f.clearance, where)
+            param(f.rate, where)
+            param(f.fraction, where)
+            if f.clearance and comps[f.source].volume is None:
+                raise ValueError(f"{where}: a flow by clearance needs a volume on {f.source}")
+            if f.molar_mass_ratio and (comps[f.source].analyte is None or f.target is None
+                                       or comps[f.target].analyte is None):
+                raise ValueError(f"{where}: molar_mass_ratio needs analytes on both compartments")
+        for e in self.effect_sites:
+            if e.follows not in comps or comps[e.follows].volume is None:
+                raise ValueError(f"effect site {e.name} must follow a compartment with a volume")
+            param(e.ke0, f"effect site {e.name}")
+        for name, r in self.routes.items():
+            if r.compartment not in comps:
+                raise ValueError(f"route {name} doses unknown compartment {r.compartment!r}")
+            for ref in (r.bioavailability, r.lag, r.duration):
+                param(ref, f"route {name}")
+        for name, o in self.observables.items():
+            if o.compartment not in states:
+                raise ValueError(f"observable {name} reads unknown compartment {o.compartment!r}")
+            if o.compartment in comps and comps[o.compartment].volume is None:
+                raise ValueError(f"observable {name} needs a volume on {o.compartment}")
+        for v in self.variability:
+            for p in v.parameters:
+                param(p, "variability")
+        for name in self.residual_error:
+            if name not in self.observables:
+                raise ValueError(f"residual_error names unknown observable {name!r}")
+        for t in self.thresholds:
+            if t.observable not in self.observables:
+                raise ValueError(f"threshold {t.name} names unknown observable {t.observable!r}")
+        for layer in self.pd:
+            _check_pd(layer, self.observables, params)
+        return self
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.compartments) + tuple(e.name for e in self.effect_sites)
+
+    def citation_text(self) -> str:
+        """All citations, one per line."""
+        return "\n".join(c.text for c in self.citations)
+
+
+def _check_pd(layer, observables, params) -> None:
+    refs: list[str] = []
+    if isinstance(layer, SigmoidEmax):
+        inputs, refs = [layer.input], [layer.ec50, layer.emax, layer.gamma]
+    elif isinstance(layer, LinearAdditive):
+        inputs, refs = [t[0] for t in layer.terms], [t[1] for t in layer.terms]
+    else:
+        inputs, refs = [layer.input], [layer.c50, layer.gamma, layer.emax, layer.p_response, layer.p_placebo]
+    for i in inputs:
+        if i not in observables:
+            raise ValueError(f"pd layer {layer.name} reads unknown observable {i!r}")
+    for r in refs:
+        if isinstance(r, str) and r not in params:
+            raise ValueError(f"pd layer {layer.name} refers to unknown parameter {r!r}")
