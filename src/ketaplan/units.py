@@ -38,6 +38,7 @@ Q_ = ureg.Quantity
 
 _PER_KG = re.compile(r"/\s*kg\b")
 _PER_KG_PAREN = re.compile(r"/\s*\(\s*kg\s*(\*|·|\.)\s*")
+_STARTS_WITH_NUMBER = re.compile(r"^\s*[-+]?(\d|\.\d|nan|inf)", re.IGNORECASE)
 _NUMBER_ONLY = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
@@ -99,6 +100,8 @@ def _parse(text: str | float | int, field: str, expected: str) -> pint.Quantity:
         raise UnitError(field, text, f"expected {expected}")
     if isinstance(text, (int, float)) or _NUMBER_ONLY.match(text):
         raise UnitError(field, text, f"a unit is required: expected {expected}")
+    if not _STARTS_WITH_NUMBER.match(text):
+        raise UnitError(field, text, f"a number is required first: expected {expected}")
     try:
         q = Q_(_prepare(text))
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError) as exc:

@@ -23,7 +23,6 @@ def solve(
     times: np.ndarray,
     readout: np.ndarray,
     orders: np.ndarray | None = None,
-    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Outputs ``readout @ A(t)`` for every subject and output time.
 
@@ -42,30 +41,35 @@ def solve(
     orders:
         Order keys of the output times for ties with boundaries at the same time (an output sees
         boundaries whose (time, order) is <= its own); default: after everything at that time.
-    out:
-        Optional (S, T, n_out) array to write into.
 
     Returns
     -------
-    (S, T, n_out) array.
+    (S, T, n_out) array (a view of an (S, n_out, T) buffer, each output's time course contiguous).
     """
     s_all, n = schedule.n_subjects, schedule.n_states
     times = np.broadcast_to(np.asarray(times, dtype=float), (s_all, np.shape(times)[-1]))
     if orders is None:
-        orders = np.full(times.shape, np.iinfo(np.int64).max)
+        orders = np.full(times.shape[-1], np.iinfo(np.int64).max)
     orders = np.broadcast_to(np.asarray(orders), times.shape)
     readout = np.broadcast_to(readout, (s_all, *np.shape(readout)[-2:]))
-    n_out = readout.shape[1]
-    if out is None:
-        out = np.empty((s_all, times.shape[1], n_out))
+    buffer = np.empty((s_all, readout.shape[1], times.shape[1]))
+    shared = _rows_equal(times) and _rows_equal(orders)
     chunk = max(1, CHUNK_ELEMENTS // max(1, times.shape[1] * n))
     for start in range(0, s_all, chunk):
         sl = slice(start, min(start + chunk, s_all))
-        out[sl] = _solve_chunk(k[sl], schedule.take(sl), times[sl], orders[sl], readout[sl])
-    return out
+        _solve_chunk(k[sl], schedule.take(sl), times[sl], orders[sl], readout[sl], shared, buffer[sl])
+    return buffer.transpose(0, 2, 1)
 
 
-def _solve_chunk(k, schedule, times, orders, readout):
+def _rows_equal(a: np.ndarray) -> bool:
+    """True when every row equals the first (cheap for broadcast views)."""
+    if a.shape[0] <= 1 or a.strides[0] == 0:
+        return True
+    return bool(np.array_equal(a, np.broadcast_to(a[:1], a.shape)))
+
+
+def _solve_chunk(k, schedule, times, orders, readout, shared_times, dest):
+    """Solve one chunk of subjects into ``dest`` (S, n_out, T)."""
     varying = k.ndim == 4
     s = schedule.n_subjects
     n = schedule.n_states
@@ -73,17 +77,21 @@ def _solve_chunk(k, schedule, times, orders, readout):
     segments = ks.shape[1]
     modal, bad = ModalPropagator.decompose(ks.reshape(-1, n, n))
     bad = bad.reshape(s, segments).any(axis=1)
-    result = np.zeros((s, times.shape[1], readout.shape[1]))
-    if np.any(~bad):
-        idx = np.flatnonzero(~bad)
-        props = [modal.take(np.ravel_multi_index((idx, np.full_like(idx, j)), (s, segments)))
-                 for j in range(segments)]
-        result[idx] = _run(props, schedule.take(idx), times[idx], orders[idx], readout[idx], varying)
-    if np.any(bad):
-        idx = np.flatnonzero(bad)
-        props = [ExpmPropagator(ks[idx, j]) for j in range(segments)]
-        result[idx] = _run(props, schedule.take(idx), times[idx], orders[idx], readout[idx], varying)
-    return result
+    groups = [(np.flatnonzero(~bad), False), (np.flatnonzero(bad), True)]
+    for idx, matrix_exponential in groups:
+        if len(idx) == 0:
+            continue
+        if matrix_exponential:
+            props = [ExpmPropagator(ks[idx, j]) for j in range(segments)]
+        else:
+            props = [modal.take(np.ravel_multi_index((idx, np.full_like(idx, j)), (s, segments)))
+                     for j in range(segments)]
+        if len(idx) == s:
+            _run(props, schedule, times, orders, readout, varying, shared_times, dest)
+            continue
+        target = np.empty((len(idx), *dest.shape[1:]))
+        _run(props, schedule.take(idx), times[idx], orders[idx], readout[idx], varying, shared_times, target)
+        dest[idx] = target
 
 
 def _segment(props, j):
@@ -91,7 +99,7 @@ def _segment(props, j):
     return props[j] if len(props) > 1 else props[0]
 
 
-def _run(props, schedule: Schedule, times, orders, readout, varying):
+def _run(props, schedule: Schedule, times, orders, readout, varying, shared_times, dest):
     """Boundary loop for one homogeneous group of subjects, then evaluation at the outputs."""
     s, b, n = schedule.n_subjects, schedule.n_boundaries, schedule.n_states
     rows = np.arange(s)
@@ -121,7 +129,37 @@ def _run(props, schedule: Schedule, times, orders, readout, varying):
         r[rows, cmt] += np.where(live, schedule.drate[:, j], 0.0)
         a_after[:, j] = a
         r_after[:, j] = r
-    return _evaluate(props, schedule, a_after, r_after, times, orders, readout, varying)
+    if shared_times and not varying and isinstance(props[0], ModalPropagator) and _same_boundaries(schedule):
+        _evaluate_shared(props[0], schedule, a_after, r_after, times[0], orders[0], readout, dest)
+    else:
+        dest[...] = np.swapaxes(_evaluate(props, schedule, a_after, r_after, times, orders, readout, varying), 1, 2)
+
+
+def _same_boundaries(schedule: Schedule) -> bool:
+    return _rows_equal(schedule.time) and _rows_equal(schedule.order)
+
+
+def _evaluate_shared(prop: ModalPropagator, schedule, a_after, r_after, times, orders, readout, dest) -> None:
+    """Fast path: all subjects share output times and boundary times, so each stretch between
+    boundaries is a set of output columns evaluated for all subjects at once (into dest (S, n_out, T))."""
+    if schedule.n_boundaries == 0:
+        dest[...] = 0.0
+        return
+    j = _last_boundary(schedule.take(slice(0, 1)), times[None, :], orders[None, :])[0]
+    coef = prop.output_coefficients(a_after, r_after, readout)
+    for seg in np.unique(j):
+        cols = np.flatnonzero(j == seg)
+        sel = slice(cols[0], cols[-1] + 1) if cols[-1] - cols[0] + 1 == len(cols) else cols
+        if seg < 0:
+            dest[:, :, sel] = 0.0
+            continue
+        tau = times[sel] - schedule.time[0, seg]
+        if isinstance(sel, slice):
+            coef.segment(prop.lam, seg, tau, dest[:, :, sel])
+        else:
+            part = np.empty((dest.shape[0], dest.shape[1], len(cols)))
+            coef.segment(prop.lam, seg, tau, part)
+            dest[:, :, sel] = part
 
 
 def _steady_state(prop, schedule: Schedule, j: int, n: int) -> np.ndarray:

@@ -47,7 +47,8 @@ def solve_ode(
     for s in range(s_all):
         ks = k[s]
         f = rhs if rhs is not None else (lambda t, a, r, ks=ks: ks @ a + r)
-        states = _subject(ks, f, schedule.take(slice(s, s + 1)), times[s], orders[s], method, rtol, atol,
+        jac = None if rhs is not None else (lambda t, a, ks=ks: ks)
+        states = _subject(jac, f, schedule.take(slice(s, s + 1)), times[s], orders[s], method, rtol, atol,
                           max_ss_intervals)
         out[s] = states @ readout[s].T
     return out
@@ -68,9 +69,8 @@ def _integrate(f, a0, r, t0, t1, t_eval, method, rtol, atol, jac):
     return sol.y[:, -1], values
 
 
-def _subject(k, f, sch: Schedule, times, orders, method, rtol, atol, max_ss):
+def _subject(jac, f, sch: Schedule, times, orders, method, rtol, atol, max_ss):
     n = sch.n_states
-    jac = k if f is None else None
     a = np.zeros(n)
     r = np.zeros(n)
     t_prev = -np.inf
@@ -94,7 +94,7 @@ def _subject(k, f, sch: Schedule, times, orders, method, rtol, atol, max_ss):
             a[:] = 0.0
             r[:] = 0.0
         if sch.ss_kind[0, j] > 0:
-            a = a + _steady_state_by_repetition(k, f, sch, j, n, method, rtol, atol, max_ss, jac)
+            a = a + _steady_state_by_repetition(f, sch, j, n, method, rtol, atol, max_ss, jac)
         a[sch.cmt[0, j]] += sch.bolus[0, j]
         r[sch.cmt[0, j]] += sch.drate[0, j]
     idx = np.flatnonzero(~done)
@@ -107,7 +107,7 @@ def _subject(k, f, sch: Schedule, times, orders, method, rtol, atol, max_ss):
     return result
 
 
-def _steady_state_by_repetition(k, f, sch, j, n, method, rtol, atol, max_ss, jac):
+def _steady_state_by_repetition(f, sch, j, n, method, rtol, atol, max_ss, jac):
     """Amounts at the record time after many identical intervals, starting from empty."""
     cmt = sch.cmt[0, j]
     ii = sch.ss_ii[0, j]

@@ -119,6 +119,101 @@ class ModalPropagator:
         mixed = np.matmul(readout, self.vec)  # (S, n_out, n)
         return np.matmul(z, np.swapaxes(mixed, 1, 2))
 
+    def output_coefficients(self, a: np.ndarray, r: np.ndarray, readout: np.ndarray) -> OutputCoefficients:
+        """Outputs after each boundary as c + sum_i P_i exp(lambda_i tau).
+
+        a, r: (S, B, n) amounts and input rates just after each boundary; readout (S, n_out, n).
+        With z0 = V^-1 a and w = V^-1 r, readout @ A(tau) = M (e^(lam tau) (z0 + w/lam) - w/lam),
+        M = readout @ V. Modes with |lambda| < 1e-6 /h (compartments that hardly empty) keep the
+        form e^(lam tau) z0 + phi1 w to avoid dividing by a tiny lambda.
+        """
+        z0 = np.einsum("sij,sbj->sbi", self.inv, a)
+        w = np.einsum("sij,sbj->sbi", self.inv, r)
+        mixed = np.matmul(readout, self.vec)  # (S, n_out, n)
+        slow = np.abs(self.lam) < SLOW_MODE
+        safe = np.where(slow, 1.0, self.lam)
+        q = np.where(slow[:, None, :], 0.0, w / safe[:, None, :])
+        p = mixed[:, None, :, :] * (z0 + q)[:, :, None, :]  # (S, B, n_out, n)
+        c = -np.einsum("soi,sbi->sbo", mixed, q)
+        if np.any(slow):
+            p = np.where(slow[:, None, None, :], 0.0, p)
+            return OutputCoefficients(p, c, mixed, slow, z0, w)
+        return OutputCoefficients(p, c, mixed, None, None, None)
+
+
+SLOW_MODE = 1e-6
+"""Eigenvalues (1/h) smaller than this in magnitude are evaluated without dividing by them."""
+
+
+@dataclass
+class OutputCoefficients:
+    """Per-boundary output coefficients of a :class:`ModalPropagator` (see ``output_coefficients``)."""
+
+    p: np.ndarray  # (S, B, n_out, n)
+    c: np.ndarray  # (S, B, n_out)
+    mixed: np.ndarray  # (S, n_out, n)
+    slow: np.ndarray | None  # (S, n) modes handled directly
+    z0: np.ndarray | None
+    w: np.ndarray | None
+
+    def segment(self, lam: np.ndarray, j: int, tau: np.ndarray, dest: np.ndarray) -> None:
+        """Write outputs at times ``tau`` (T,) after boundary j into ``dest`` (S, n_out, T)."""
+        step = _uniform_step(tau)
+        if step is None:
+            self._segment_direct(lam, j, tau, dest)
+            return
+        # On a uniform grid tau_k = tau_0 + step*(m*width + b): exp(lam tau_k) is the product of a
+        # block factor (m) and an in-block factor (b), so outputs are one batched matrix product
+        # (S, n_out*M, n) @ (S, n, width) and only (M + width) exponentials per mode are taken.
+        t = len(tau)
+        width = int(np.ceil(np.sqrt(t)))
+        blocks = t // width
+        main = blocks * width
+        block_start = tau[0] + step * width * np.arange(blocks)
+        outer = _exp_clipped(lam[:, :, None] * block_start[None, None, :])  # (S, n, M)
+        inner = _exp_clipped(lam[:, :, None] * (step * np.arange(width))[None, None, :])  # (S, n, width)
+        q = self.p[:, j, :, :, None] * outer[:, None, :, :]  # (S, n_out, n, M)
+        q = np.swapaxes(q, 2, 3).reshape(len(lam), -1, lam.shape[1])  # (S, n_out*M, n)
+        y = np.matmul(q, inner).reshape(len(lam), self.p.shape[2], main)
+        y += self.c[:, j, :, None]
+        if self.slow is not None:
+            y += self._slow_part(lam, j, tau[:main])
+        dest[:, :, :main] = y
+        if main < t:
+            self._segment_direct(lam, j, tau[main:], dest[:, :, main:])
+
+    def _segment_direct(self, lam, j, tau, dest) -> None:
+        e = _exp_clipped(lam[:, :, None] * tau[None, None, :])  # (S, n, T)
+        y = np.matmul(self.p[:, j], e)
+        y += self.c[:, j, :, None]
+        dest[...] = y
+        if self.slow is not None:
+            dest += self._slow_part(lam, j, tau)
+
+    def _slow_part(self, lam, j, tau) -> np.ndarray:
+        lam_slow = np.where(self.slow, lam, 0.0)[:, :, None]
+        e = np.exp(lam_slow * tau[None, None, :])
+        z = e * self.z0[:, j, :, None] + phi1(lam_slow, tau[None, None, :]) * self.w[:, j, :, None]
+        return np.matmul(self.mixed, np.where(self.slow[:, :, None], z, 0.0))
+
+
+def _exp_clipped(x: np.ndarray) -> np.ndarray:
+    """exp(x) with x clipped at -345: below exp(-345) ~ 1e-150 terms are negligible, and products of
+    two such factors stay clear of denormal numbers, which are slow on x86."""
+    np.maximum(x, -345.0, out=x)
+    return np.exp(x, out=x)
+
+
+def _uniform_step(tau: np.ndarray) -> float | None:
+    """The spacing of an evenly spaced grid of at least 64 points, else None."""
+    if len(tau) < 64:
+        return None
+    d = np.diff(tau)
+    step = (tau[-1] - tau[0]) / (len(tau) - 1)
+    if step <= 0 or np.max(np.abs(d - step)) > 1e-12 * max(1.0, abs(tau[-1])):
+        return None
+    return float(step)
+
 
 @dataclass
 class ExpmPropagator:
