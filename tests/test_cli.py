@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_headline_prints_levels_from_the_engine():
     result = runner.invoke(app, ["headline"])
     assert result.exit_code == 0, result.output
-    expected = predict("domino_racemic_3cmt", Regimen.infusion("20 mg/h", duration="5 d"), Patient(80, 59, "male"),
+    expected = predict("domino_racemic_3cmt_nk", Regimen.infusion("20 mg/h", duration="5 d"), Patient(80, 59, "male"),
                        [1, 24, 120, 121, 130])["ketamine"]
     for value in expected:
         assert f"{value:.1f}" in result.output

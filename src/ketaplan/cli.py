@@ -21,7 +21,7 @@ from ketaplan.errors import InputError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ketaplan: plan, simulate and follow ketamine therapy for refractory neuropathic pain.")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DISCLAIMER = ("Decision support for clinicians and researchers, not a prescription: every number comes "
               "from the named model and publication.")
@@ -62,26 +62,74 @@ def headline(
     weight: float = typer.Option(80.0, help="Body weight (kg)."),
     age: float = typer.Option(59.0, help="Age (years)."),
     sex: str = typer.Option("male", help="male or female."),
-    model: str = typer.Option("domino_racemic_3cmt", help="Model id or YAML file."),
+    model: str = typer.Option("domino_racemic_3cmt_nk", help="Model id or YAML file."),
 ) -> None:
     """The headline case: 20 mg/h IV ketamine for 5 days; plasma levels at 1, 24, 120, 121 and 130 h."""
-    from ketaplan.models.library import load_model
+    from ketaplan.models.compose import assemble
     from ketaplan.predict import Patient, predict
     from ketaplan.regimen import Regimen
 
-    spec = load_model(model)
+    spec = assemble(model)
     regimen = Regimen.infusion("20 mg/h", duration="5 d")
     times = [1.0, 24.0, 120.0, 121.0, 130.0]
     frame = predict(spec, regimen, Patient(weight, age, sex), times)
     table = Table(title=f"20 mg/h IV for 5 days, {age:g}-year-old {sex}, {weight:g} kg")
     table.add_column("time (h)", justify="right")
-    table.add_column("plasma ketamine (ng/mL)", justify="right")
-    for t, c in zip(frame["time"], frame[next(iter(spec.observables))], strict=True):
-        table.add_row(f"{t:g}", f"{c:.1f}")
+    names = list(spec.observables)
+    for name in names:
+        table.add_column(f"{name} (ng/mL)", justify="right")
+    for i, t in enumerate(frame["time"]):
+        table.add_row(f"{t:g}", *(f"{frame[name].iloc[i]:.1f}" for name in names))
     console.print(table)
     console.print(f"Model: {spec.title}.")
     console.print(spec.citation_text(), highlight=False)
     console.print(DISCLAIMER)
+
+
+models_app = typer.Typer(no_args_is_help=True, help="The model library: published PK/PD models with citations.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+@guarded
+def models_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """All library models: id, kind, drug form, population, routes, PD layers, confidence."""
+    import json
+
+    from ketaplan.models.describe import summary_row
+    from ketaplan.models.library import library_ids, load_entry
+
+    rows = [summary_row(i, load_entry(i)) for i in library_ids()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="ketaplan model library")
+    for col in ("id", "kind", "drug", "population", "routes", "PD layers", "confidence"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], r["kind"], r["drug"], r["population"], ", ".join(r["routes"]),
+                      ", ".join(r["pd_layers"]), r["confidence"])
+    console.print(table)
+
+
+@models_app.command("show")
+@guarded
+def models_show(
+    model_id: str = typer.Argument(..., help="Library id (id:variant for a variant) or a model YAML file."),
+    weight: float = typer.Option(70.0, help="Body weight (kg) for the derived quantities."),
+    age: float = typer.Option(45.0, help="Age (years) for the derived quantities."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Structure, every parameter with unit, source and confidence, citations, derived values, caveats."""
+    import json
+
+    from ketaplan.modelinfo import describe_entry, render_entry
+
+    info = describe_entry(model_id, weight, age)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    render_entry(info, console)
 
 
 @app.command("simulate-dataset")

@@ -74,8 +74,8 @@ def predict(
         raise InputError("times", "these times", "give a non-empty list of finite times in hours")
     names = tuple(outputs) if outputs is not None else tuple(spec.observables)
     built = build(spec, patient.covariates())
-    records, routes = regimen_records(regimen, built.cmt_of_route, patient.weight)
-    schedule = compile_schedule(records, built.modifiers(records, routes), built.structure.n_states)
+    records, parts = regimen_records(regimen, built.route_parts, patient.weight)
+    schedule = compile_schedule(records, built.modifiers(parts), built.structure.n_states)
     values = solve(built.rate_matrix(), schedule, times, built.readout(names))
     frame = pd.DataFrame({"id": 1, "time": times})
     for i, name in enumerate(names):

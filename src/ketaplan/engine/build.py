@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ketaplan.engine.schedule import DoseModifiers, DoseRecords
+from ketaplan.engine.schedule import DoseModifiers
 from ketaplan.engine.system import EffectLink, LinearStructure, Transfer
 from ketaplan.errors import InputError
-from ketaplan.models.spec import ModelSpec, Parameter, molar_mass
+from ketaplan.models.spec import ModelSpec, Parameter, RouteDose, molar_mass
 from ketaplan.units import Q_, _prepare
 
 _INTERNAL = {
@@ -75,7 +75,12 @@ class BuiltModel:
     structure: LinearStructure
     params: dict[str, np.ndarray]
     n_subjects: int
-    cmt_of_route: dict[str, int] = field(default_factory=dict)
+    route_parts: dict[str, tuple[tuple[int, RouteDose], ...]] = field(default_factory=dict)
+
+    @property
+    def cmt_of_route(self) -> dict[str, tuple[int, ...]]:
+        """Dose compartment(s) of each route."""
+        return {route: tuple(i for i, _ in parts) for route, parts in self.route_parts.items()}
 
     def rate_matrix(self) -> np.ndarray:
         return self.structure.rate_matrix(self.params)
@@ -96,25 +101,34 @@ class BuiltModel:
                 r[:, i, j] = 1000.0  # effect sites hold mg/L
         return r
 
-    def modifiers(self, records: DoseRecords, routes: Sequence[str]) -> DoseModifiers:
-        """Per-subject F, lag and zero-order duration of each record, from its route."""
-        s, n_rec = self.n_subjects, len(records)
+    def modifiers(self, parts: Sequence[tuple[str, int]]) -> DoseModifiers:
+        """Per-subject F, lag and zero-order duration of each record, from its route part."""
+        s, n_rec = self.n_subjects, len(parts)
         f = np.ones((s, n_rec))
         lag = np.zeros((s, n_rec))
         dur = np.full((s, n_rec), np.nan)
-        for k, route in enumerate(routes):
-            if route not in self.spec.routes:
+        for k, (route, index) in enumerate(parts):
+            if route not in self.route_parts:
                 continue
-            r = self.spec.routes[route]
-            f[:, k] = self._value(r.bioavailability)
-            if r.lag is not None:
-                lag[:, k] = self.params[r.lag]
-            if r.duration is not None:
-                dur[:, k] = self.params[r.duration]
+            part = self.route_parts[route][index][1]
+            f[:, k] = self.bioavailability(part.bioavailability)
+            if part.lag is not None:
+                lag[:, k] = self.params[part.lag]
+            if part.duration is not None:
+                dur[:, k] = self.params[part.duration]
         return DoseModifiers(f, lag, np.full((s, n_rec), np.nan), dur)
 
-    def _value(self, ref: float | str) -> np.ndarray:
-        return np.full(self.n_subjects, float(ref)) if not isinstance(ref, str) else self.params[ref]
+    def bioavailability(self, ref) -> np.ndarray:
+        """A number, a parameter, or a product of factors where '1-NAME' is one minus a parameter."""
+        total = np.ones(self.n_subjects)
+        for item in ref if isinstance(ref, tuple) else (ref,):
+            if not isinstance(item, str):
+                total = total * float(item)
+            elif item.replace(" ", "").startswith("1-"):
+                total = total * (1.0 - self.params[item.replace(" ", "")[2:]])
+            else:
+                total = total * self.params[item]
+        return total
 
 
 def parameter_values(spec: ModelSpec, covariates: Covariates, etas: Mapping[str, np.ndarray] | None = None,
@@ -163,7 +177,7 @@ def _to_internal(name: str, unit: str, value: np.ndarray, weight: np.ndarray) ->
         q = q * Q_(weight, "kgbw")
     dim = str(q.dimensionality)
     if dim not in _INTERNAL:
-        raise InputError(f"parameter {name}", unit, "has a unit ketaplan does not know how to use")
+        return np.asarray(q.magnitude, dtype=float)  # PD slopes etc.: used in the unit they are given in
     target = _INTERNAL[dim]
     return np.asarray(q.to(target).magnitude if target else q.to("").magnitude, dtype=float)
 
@@ -172,21 +186,30 @@ def build(spec: ModelSpec, covariates: Covariates, etas: Mapping[str, np.ndarray
           overrides: Mapping[str, float] | None = None) -> BuiltModel:
     """Structure, parameters and route mapping of ``spec`` for the given patients."""
     params = parameter_values(spec, covariates, etas, overrides)
+    n = len(covariates)
     comps = {c.name: c for c in spec.compartments}
     transfers = []
     for i, f in enumerate(spec.flows):
         rate_name = f"_k{i}"
         if f.clearance is not None:
             params[rate_name] = params[f.clearance] / params[comps[f.source].volume]
-        else:
+        elif f.rate is not None:
             params[rate_name] = params[f.rate]
-        y = np.full(len(covariates), float(f.fraction)) if not isinstance(f.fraction, str) else params[f.fraction]
+        else:
+            params[rate_name] = f.stages / params[f.transit_time]
+        y = np.full(n, float(f.fraction)) if not isinstance(f.fraction, str) else params[f.fraction]
         if f.molar_mass_ratio:
             y = y * molar_mass(comps[f.target].analyte) / molar_mass(comps[f.source].analyte)
         yield_name = f"_y{i}"
         params[yield_name] = y
         transfers.append(Transfer(f.source, f.target, rate_name, yield_name))
-    effects = tuple(EffectLink(e.name, e.follows, e.ke0, comps[e.follows].volume) for e in spec.effect_sites)
-    structure = LinearStructure(spec.state_names, tuple(transfers), effects)
-    cmt_of_route = {name: structure.index(r.compartment) for name, r in spec.routes.items()}
-    return BuiltModel(spec, structure, params, len(covariates), cmt_of_route)
+    effects = []
+    for e in spec.effect_sites:
+        ke0_name = f"_ke0_{e.name}"
+        params[ke0_name] = params[e.ke0] if e.ke0 is not None else np.log(2) / params[e.half_life]
+        volume_name = f"_v_{e.name}"
+        params[volume_name] = params[comps[e.follows].volume] / e.scale
+        effects.append(EffectLink(e.name, e.follows, ke0_name, volume_name))
+    structure = LinearStructure(spec.state_names, tuple(transfers), tuple(effects))
+    route_parts = {name: tuple((structure.index(p.compartment), p) for p in r.parts) for name, r in spec.routes.items()}
+    return BuiltModel(spec, structure, params, n, route_parts)

@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ketaplan.engine.schedule import DoseRecords
 from ketaplan.errors import InputError
 from ketaplan.regimen import Regimen
 
 
-def regimen_records(regimen: Regimen, cmt_of_route: Mapping[str, int],
-                    weight_kg: float | None = None) -> tuple[DoseRecords, tuple[str, ...]]:
-    """Dose records (0-based compartments) and the route of each record.
+def regimen_records(regimen: Regimen, route_parts: Mapping[str, Sequence], weight_kg: float | None = None
+                    ) -> tuple[DoseRecords, tuple[tuple[str, int], ...]]:
+    """Dose records (0-based compartments) and the (route, part) of each record.
 
-    ``cmt_of_route`` maps each route the model supports to its dose compartment; events that pin a
-    compartment number (from a dataset) keep it.
+    ``route_parts`` maps each route the model supports to its parts, each ``(state index, RouteDose)``;
+    a dose by a route split into parts (e.g. absorbed through the mucosa and swallowed) becomes one
+    record per part. A part with a zero-order duration turns a bolus into a modelled-duration
+    infusion (RATE = -2). Events that pin a compartment number (from a dataset) keep it.
     """
     r = regimen.resolve(weight_kg)
-    cmts, routes = [], []
+    rows: list[dict] = []
+    parts: list[tuple[str, int]] = []
     for e in r.events:
-        if e.cmt is not None:
-            cmts.append(e.cmt - 1)
-        elif e.evid == 3:
-            cmts.append(0)
-        elif e.route in cmt_of_route:
-            cmts.append(cmt_of_route[e.route])
-        else:
-            raise InputError("route", e.route, f"this model supports {', '.join(sorted(cmt_of_route))}")
-        routes.append(e.route)
-    records = DoseRecords.from_lists(
-        time=[e.time for e in r.events], amount=[e.amount for e in r.events], cmt=cmts,
-        rate=[e.rate for e in r.events], duration=[e.duration for e in r.events],
-        ii=[e.ii for e in r.events], addl=[e.addl for e in r.events], ss=[e.ss for e in r.events],
-        evid=[e.evid for e in r.events])
-    return records, tuple(routes)
+        base = {"time": e.time, "amount": e.amount, "rate": e.rate, "duration": e.duration, "ii": e.ii,
+                "addl": e.addl, "ss": e.ss, "evid": e.evid}
+        if e.cmt is not None or e.evid == 3:
+            rows.append({**base, "cmt": (e.cmt - 1) if e.cmt is not None else 0})
+            parts.append((e.route, -1))
+            continue
+        if e.route not in route_parts:
+            raise InputError("route", e.route, f"this model supports {', '.join(sorted(route_parts))}")
+        for k, (state, part) in enumerate(route_parts[e.route]):
+            row = {**base, "cmt": state}
+            if getattr(part, "duration", None) is not None and not e.is_infusion:
+                row["rate"] = -2.0
+            rows.append(row)
+            parts.append((e.route, k))
+    records = DoseRecords.from_lists(**{key: [row[key] for row in rows] for key in
+                                        ("time", "amount", "cmt", "rate", "duration", "ii", "addl", "ss", "evid")})
+    return records, tuple(parts)

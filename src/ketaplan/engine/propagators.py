@@ -183,7 +183,7 @@ class OutputCoefficients:
             self._segment_direct(lam, j, tau[main:], dest[:, :, main:])
 
     def _segment_direct(self, lam, j, tau, dest) -> None:
-        e = _exp_clipped(lam[:, :, None] * tau[None, None, :])  # (S, n, T)
+        e = _exp_clipped(lam[:, :, None] * tau[None, None, :], floor=-700.0)  # (S, n, T)
         y = np.matmul(self.p[:, j], e)
         y += self.c[:, j, :, None]
         dest[...] = y
@@ -197,10 +197,10 @@ class OutputCoefficients:
         return np.matmul(self.mixed, np.where(self.slow[:, :, None], z, 0.0))
 
 
-def _exp_clipped(x: np.ndarray) -> np.ndarray:
-    """exp(x) with x clipped at -345: below exp(-345) ~ 1e-150 terms are negligible, and products of
-    two such factors stay clear of denormal numbers, which are slow on x86."""
-    np.maximum(x, -345.0, out=x)
+def _exp_clipped(x: np.ndarray, floor: float = -345.0) -> np.ndarray:
+    """exp(x) with x clipped at ``floor``, in place: terms below exp(-345) ~ 1e-150 are negligible, and
+    keeping them (and products of two of them) clear of denormal numbers avoids x86's slow path."""
+    np.maximum(x, floor, out=x)
     return np.exp(x, out=x)
 
 

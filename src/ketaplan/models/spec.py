@@ -118,42 +118,113 @@ class Compartment(Strict):
 class Flow(Strict):
     """First-order flow from ``source`` to ``target`` (None: leaves the body).
 
-    Give ``clearance`` (k = CL / V(source)) or ``rate`` (a rate-constant parameter). ``fraction``
-    (number or parameter name) is the part of the flow that arrives; ``molar_mass_ratio`` converts
-    mass between analytes (e.g. ketamine -> norketamine 223.70/237.73).
+    Give ``clearance`` (k = CL / V(source)), ``rate`` (a rate-constant parameter) or
+    ``transit_time`` (k = stages / MTT, for a chain of ``stages`` transit compartments).
+    ``fraction`` (number or parameter name) is the part of the flow that arrives;
+    ``molar_mass_ratio`` converts mass between analytes (e.g. ketamine -> norketamine 223.70/237.73).
     """
 
     source: str
     target: str | None = None
     clearance: str | None = None
     rate: str | None = None
+    transit_time: str | None = None
+    stages: int = 1
     fraction: float | str = 1.0
     molar_mass_ratio: bool = False
 
     @model_validator(mode="after")
     def _one_kind(self) -> Flow:
-        if (self.clearance is None) == (self.rate is None):
-            raise ValueError("give exactly one of 'clearance' and 'rate'")
+        given = [x for x in (self.clearance, self.rate, self.transit_time) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'clearance', 'rate' and 'transit_time'")
+        if self.stages < 1:
+            raise ValueError("stages must be >= 1")
         return self
 
 
+Factor = float | str
+"""A number, a parameter name, or '1-NAME' (one minus a parameter)."""
+
+
+def factor_names(value: Factor | tuple[Factor, ...]) -> list[str]:
+    """Parameter names used by a bioavailability given as a number, a name or a product of factors."""
+    items = value if isinstance(value, tuple) else (value,)
+    names = []
+    for item in items:
+        if isinstance(item, str):
+            names.append(item[2:].strip() if item.replace(" ", "").startswith("1-") else item)
+    return names
+
+
 class EffectSite(Strict):
-    """Effect compartment following the concentration of ``follows`` with rate ``ke0`` (parameter)."""
+    """Effect compartment following ``scale`` x the concentration of ``follows``.
+
+    Its rate is the parameter ``ke0`` or ln 2 / the parameter ``half_life``.
+
+    ``scale`` converts between forms where a PD model was fitted on another analyte (for example
+    0.5: the S-ketamine part of racemic ketamine); any scale other than 1 is an extrapolation and
+    ``note`` must say so.
+    """
 
     name: str
     follows: str
-    ke0: str
+    ke0: str | None = None
+    half_life: str | None = None
+    scale: float = 1.0
     description: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _labelled(self) -> EffectSite:
+        if (self.ke0 is None) == (self.half_life is None):
+            raise ValueError("give exactly one of 'ke0' and 'half_life'")
+        if self.scale != 1.0 and not self.note:
+            raise ValueError("an effect site with a scale other than 1 needs a note saying it is an extrapolation")
+        return self
+
+
+class RouteDose(Strict):
+    """One part of a dose by a route: the compartment it enters, its fraction, lag and zero-order time.
+
+    ``bioavailability`` is a number, a parameter name, or a list of factors multiplied together
+    where '1-NAME' means one minus a parameter (e.g. [1-FRN, FGUT]).
+    """
+
+    compartment: str
+    bioavailability: Factor | tuple[Factor, ...] = 1.0
+    lag: str | None = None
+    duration: str | None = None
 
 
 class Route(Strict):
-    """How a dose by this route enters: compartment, bioavailability, lag and zero-order duration."""
+    """How a dose by this route enters the body.
 
-    compartment: str
-    bioavailability: float | str = 1.0
+    Either a single ``compartment`` (with bioavailability, lag and zero-order duration), or
+    ``split`` into several parts (e.g. an oral film absorbed partly through the mucosa and partly
+    swallowed). ``evidence`` says where the route's numbers come from.
+    """
+
+    compartment: str | None = None
+    bioavailability: Factor | tuple[Factor, ...] = 1.0
     lag: str | None = None
     duration: str | None = None
+    split: tuple[RouteDose, ...] = ()
     evidence: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Route:
+        if (self.compartment is None) == (not self.split):
+            raise ValueError("give either 'compartment' or 'split'")
+        return self
+
+    @property
+    def parts(self) -> tuple[RouteDose, ...]:
+        """The dose parts (one for a single-compartment route)."""
+        if self.split:
+            return self.split
+        return (RouteDose(compartment=self.compartment, bioavailability=self.bioavailability, lag=self.lag,
+                          duration=self.duration),)
 
 
 class Variability(Strict):
@@ -251,6 +322,15 @@ class LongLastingRelief(Strict):
 PDLayer = Annotated[SigmoidEmax | LinearAdditive | LongLastingRelief, Field(discriminator="kind")]
 
 
+class Variant(Strict):
+    """A documented alternative of a model: named parameters multiplied by factors."""
+
+    description: str
+    scale: dict[str, float]
+    citation: str
+    note: str | None = None
+
+
 class ModelSpec(Strict):
     """A published (or user) PK/PD model as data."""
 
@@ -273,12 +353,14 @@ class ModelSpec(Strict):
     pd: tuple[PDLayer, ...] = ()
     thresholds: tuple[Threshold, ...] = ()
     doses_studied: str | None = None
+    variants: dict[str, Variant] = Field(default_factory=dict)
+    kind: Literal["pk"] = "pk"
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        if not v.replace("_", "").replace("-", "").isalnum():
-            raise ValueError("use letters, digits, '_' and '-' only")
+        if not v.replace("_", "").replace("-", "").replace("+", "").replace(":", "").isalnum():
+            raise ValueError("use letters, digits, '_' and '-' only ('+' and ':' join composed models and variants)")
         return v
 
     @model_validator(mode="after")
@@ -302,6 +384,7 @@ class ModelSpec(Strict):
                 raise ValueError(f"{where} refers to an unknown compartment")
             param(f.clearance, where)
             param(f.rate, where)
+            param(f.transit_time, where)
             param(f.fraction, where)
             if f.clearance and comps[f.source].volume is None:
                 raise ValueError(f"{where}: a flow by clearance needs a volume on {f.source}")
@@ -312,11 +395,13 @@ class ModelSpec(Strict):
             if e.follows not in comps or comps[e.follows].volume is None:
                 raise ValueError(f"effect site {e.name} must follow a compartment with a volume")
             param(e.ke0, f"effect site {e.name}")
+            param(e.half_life, f"effect site {e.name}")
         for name, r in self.routes.items():
-            if r.compartment not in comps:
-                raise ValueError(f"route {name} doses unknown compartment {r.compartment!r}")
-            for ref in (r.bioavailability, r.lag, r.duration):
-                param(ref, f"route {name}")
+            for part in r.parts:
+                if part.compartment not in comps:
+                    raise ValueError(f"route {name} doses unknown compartment {part.compartment!r}")
+                for ref in (*factor_names(part.bioavailability), part.lag, part.duration):
+                    param(ref, f"route {name}")
         for name, o in self.observables.items():
             if o.compartment not in states:
                 raise ValueError(f"observable {name} reads unknown compartment {o.compartment!r}")
@@ -328,6 +413,9 @@ class ModelSpec(Strict):
         for name in self.residual_error:
             if name not in self.observables:
                 raise ValueError(f"residual_error names unknown observable {name!r}")
+        for vname, variant in self.variants.items():
+            for p in variant.scale:
+                param(p, f"variant {vname}")
         for t in self.thresholds:
             if t.observable not in self.observables:
                 raise ValueError(f"threshold {t.name} names unknown observable {t.observable!r}")
@@ -358,3 +446,109 @@ def _check_pd(layer, observables, params) -> None:
     for r in refs:
         if isinstance(r, str) and r not in params:
             raise ValueError(f"pd layer {layer.name} refers to unknown parameter {r!r}")
+
+
+class PDEffectSite(Strict):
+    """An effect site a PD model needs: it follows the plasma concentration of ``analyte``."""
+
+    name: str
+    analyte: str
+    ke0: str | None = None
+    half_life: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _rate(self) -> PDEffectSite:
+        if (self.ke0 is None) == (self.half_life is None):
+            raise ValueError("give exactly one of 'ke0' and 'half_life'")
+        if self.analyte not in ANALYTES:
+            raise ValueError(f"unknown analyte {self.analyte!r}")
+        return self
+
+
+class PDModelSpec(Strict):
+    """A published PD model, attached to a PK model at run time (see :mod:`ketaplan.models.compose`).
+
+    Layers read the effect sites by name. ``fitted_on`` is the drug form of the study.
+    """
+
+    kind: Literal["pd"]
+    id: str
+    title: str
+    fitted_on: Literal["racemic", "s-ketamine"]
+    population: str
+    confidence: Confidence
+    citations: tuple[Citation, ...]
+    caveats: tuple[str, ...] = ()
+    parameters: dict[str, Parameter]
+    effect_sites: tuple[PDEffectSite, ...]
+    layers: tuple[PDLayer, ...] = ()
+    variability: tuple[Variability, ...] = ()
+    residual_error: dict[str, ResidualError] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _refs(self) -> PDModelSpec:
+        params = set(self.parameters)
+        sites = {e.name for e in self.effect_sites}
+        for e in self.effect_sites:
+            for ref in (e.ke0, e.half_life):
+                if ref is not None and ref not in params:
+                    raise ValueError(f"effect site {e.name} refers to unknown parameter {ref!r}")
+        for layer in self.layers:
+            _check_pd(layer, {name: None for name in sites}, params)
+        return self
+
+
+class RouteRecipe(Strict):
+    """An extravascular route for models that lack it: a depot with first-order absorption."""
+
+    bioavailability: str
+    absorption_rate: str
+    lag: str | None = None
+    evidence: str
+
+
+class RouteTable(Strict):
+    """Route data (bioavailability, absorption rate, lag) collected from several publications."""
+
+    kind: Literal["routes"]
+    id: str
+    title: str
+    drug: Literal["racemic", "s-ketamine"]
+    citations: tuple[Citation, ...]
+    caveats: tuple[str, ...] = ()
+    parameters: dict[str, Parameter]
+    routes: dict[str, RouteRecipe]
+
+    @model_validator(mode="after")
+    def _refs(self) -> RouteTable:
+        for name, r in self.routes.items():
+            for ref in (r.bioavailability, r.absorption_rate, r.lag):
+                if ref is not None and ref not in self.parameters:
+                    raise ValueError(f"route {name} refers to unknown parameter {ref!r}")
+        return self
+
+
+class NamedThreshold(Strict):
+    """A plasma concentration of clinical meaning, for one drug form."""
+
+    name: str
+    role: Literal["target", "side_effect", "reference"]
+    drug: Literal["racemic", "s-ketamine"]
+    value: float
+    unit: str = "ng/mL"
+    source: str
+    confidence: Confidence
+    assumed: bool = False
+    note: str | None = None
+
+
+class ThresholdTable(Strict):
+    """Named concentration thresholds with their sources."""
+
+    kind: Literal["thresholds"]
+    id: str
+    title: str
+    citations: tuple[Citation, ...]
+    potency_s_vs_racemic: Parameter
+    thresholds: tuple[NamedThreshold, ...]
