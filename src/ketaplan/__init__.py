@@ -5,10 +5,14 @@ Decision support for clinicians and researchers, not a prescription.
 """
 
 from ketaplan.errors import InputError, UnitError
+from ketaplan.models.compose import assemble
 from ketaplan.models.library import load_model
 from ketaplan.nonmem import simulate_dataset
+from ketaplan.planning.plan import simulate
+from ketaplan.planning.pump import pump_plan
 from ketaplan.predict import Patient, predict
 from ketaplan.regimen import DoseEvent, Regimen
+from ketaplan.regimen_text import load_regimen, parse_regimen
 
 __all__ = [
     "DoseEvent",
@@ -16,8 +20,13 @@ __all__ = [
     "Patient",
     "Regimen",
     "UnitError",
+    "assemble",
     "load_model",
+    "load_regimen",
+    "parse_regimen",
     "predict",
+    "pump_plan",
+    "simulate",
     "simulate_dataset",
 ]
 __version__ = "0.1.0"

@@ -37,6 +37,8 @@ ureg.define("microgram_alt = microgram = mcg_")  # keep pint's own "mcg"/"ug"/"�
 Q_ = ureg.Quantity
 
 _PER_KG = re.compile(r"/\s*kg\b")
+_YEARS = re.compile(r"(?<=[\d.\s])(y|yr|yrs)\b")
+_MONTHS = re.compile(r"(?<=[\d.\s])(mo|mos)\b")
 _PER_KG_PAREN = re.compile(r"/\s*\(\s*kg\s*(\*|·|\.)\s*")
 _STARTS_WITH_NUMBER = re.compile(r"^\s*[-+]?(\d|\.\d|nan|inf)", re.IGNORECASE)
 _NUMBER_ONLY = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
@@ -90,6 +92,8 @@ class Dose:
 
 def _prepare(text: str) -> str:
     s = text.strip().replace("µ", "u").replace("μ", "u")
+    s = _YEARS.sub("year", s)
+    s = _MONTHS.sub("month", s)
     s = _PER_KG_PAREN.sub("/kgbw/(", s)
     s = _PER_KG.sub("/kgbw", s)
     return s

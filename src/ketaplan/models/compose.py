@@ -83,11 +83,15 @@ def central_compartment(spec: ModelSpec) -> str:
     return next(c.name for c in spec.compartments if c.role == "central")
 
 
-def with_routes(spec: ModelSpec, table: RouteTable) -> ModelSpec:
-    """Add the routes of ``table`` that ``spec`` lacks (depot + first-order absorption into its central)."""
+def with_routes(spec: ModelSpec, table: RouteTable, only: Iterable[str] | None = None) -> ModelSpec:
+    """Add the routes of ``table`` that ``spec`` lacks (depot + first-order absorption into its central).
+
+    ``only`` limits the addition to the routes a regimen uses (so only their sources are cited).
+    """
     if table.drug != spec.drug:
         raise InputError("route table", table.id, f"is for {table.drug}, the model is {spec.drug}")
-    missing = [r for r in table.routes if r not in spec.routes]
+    wanted = set(table.routes) if only is None else set(only)
+    missing = [r for r in table.routes if r not in spec.routes and r in wanted]
     if not missing:
         return spec
     central = central_compartment(spec)
@@ -105,9 +109,11 @@ def with_routes(spec: ModelSpec, table: RouteTable) -> ModelSpec:
     params = {**spec.parameters, **{p: table.parameters[p] for p in sorted(used)}}
     caveat = (f"Routes {', '.join(missing)} are not from this model's study: their bioavailability and absorption "
               f"come from the route table {table.id} (see each parameter's source).")
+    keys = {k for r in missing for k in table.routes[r].cites}
+    cited = [c for c in table.citations if c.key in keys]
     return _validated(spec.model_copy(update={
         "compartments": tuple(compartments), "flows": tuple(flows), "routes": routes, "parameters": params,
-        "citations": _merge_citations(spec.citations, table.citations),
+        "citations": _merge_citations(spec.citations, cited),
         "caveats": (*spec.caveats, caveat, *table.caveats),
     }))
 
@@ -182,14 +188,17 @@ def with_pd(spec: ModelSpec, pd: PDModelSpec, s_fraction: float = 0.5) -> ModelS
     }))
 
 
-def assemble(model: str | ModelSpec, pd: Iterable[str | PDModelSpec] = (), routes: bool = True,
+def assemble(model: str | ModelSpec, pd: Iterable[str | PDModelSpec] = (), routes: bool | Iterable[str] = True,
              s_fraction: float = 0.5) -> ModelSpec:
-    """A PK model (id, ``id:variant`` or file) with route data and PD models attached."""
+    """A PK model (id, ``id:variant`` or file) with route data and PD models attached.
+
+    ``routes``: True adds every missing route from the route table, a list adds only those, False none.
+    """
     from ketaplan.models.library import load_model, load_pd, route_table
 
     spec = load_model(model)
     if routes:
-        spec = with_routes(spec, route_table(spec.drug))
+        spec = with_routes(spec, route_table(spec.drug), None if routes is True else routes)
     for ref in pd:
         spec = with_pd(spec, load_pd(ref), s_fraction)
     return spec

@@ -506,6 +506,7 @@ class RouteRecipe(Strict):
     absorption_rate: str
     lag: str | None = None
     evidence: str
+    cites: tuple[str, ...]
 
 
 class RouteTable(Strict):
@@ -522,10 +523,14 @@ class RouteTable(Strict):
 
     @model_validator(mode="after")
     def _refs(self) -> RouteTable:
+        keys = {c.key for c in self.citations}
         for name, r in self.routes.items():
             for ref in (r.bioavailability, r.absorption_rate, r.lag):
                 if ref is not None and ref not in self.parameters:
                     raise ValueError(f"route {name} refers to unknown parameter {ref!r}")
+            for key in r.cites:
+                if key not in keys:
+                    raise ValueError(f"route {name} cites unknown citation {key!r}")
         return self
 
 

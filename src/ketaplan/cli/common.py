@@ -1,0 +1,134 @@
+"""Shared pieces of the command line: errors, atomic writes, quantities, patients, progress."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ketaplan.errors import InputError
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+DISCLAIMER = ("Decision support for clinicians and researchers, not a prescription: every number comes from the "
+              "named model and publication.")
+
+QUANTITY_OPTIONS = ("--concentration", "--syringe", "--bag", "--pump-increment", "--until", "--max-hang", "--dose",
+                    "--iv-over", "--hours")
+_BARE_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
+_UNIT_WORD = re.compile(r"^[a-zA-Zµμ%][\w/µμ%.*()^-]*$")
+
+
+def join_quantity_arguments(args: list[str]) -> list[str]:
+    """Let users type ``--concentration 1 mg/mL`` unquoted: join a bare number with the unit after it."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        out.append(args[i])
+        if args[i] in QUANTITY_OPTIONS and i + 2 < len(args) + 1 and i + 1 < len(args):
+            value = args[i + 1]
+            if _BARE_NUMBER.match(value) and i + 2 < len(args) and _UNIT_WORD.match(args[i + 2]):
+                out.append(f"{value} {args[i + 2]}")
+                i += 3
+                continue
+        i += 1
+    return out
+
+
+def guarded(func: Callable) -> Callable:
+    """Turn InputError into one sentence on stderr and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def check_output(path: Path | None, option: str, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output path before any work is done: wrong suffix or missing folder."""
+    if path is None:
+        return
+    if path.suffix.lower() not in suffixes:
+        raise InputError(option, str(path), f"the file must end in {' or '.join(suffixes)}")
+    if not path.parent.exists():
+        raise InputError(option, str(path), "the folder does not exist")
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, so a failure leaves nothing behind."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise InputError("output", str(path), "the folder does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parse_start(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            continue
+    raise InputError("--start", text, "use YYYY-MM-DD HH:MM (for example '2026-12-01 09:00')")
+
+
+def parse_settings(items: list[str] | None) -> dict[str, float]:
+    """``--set NAME=VALUE`` pairs (model parameters in their own unit)."""
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise InputError("--set", item, "use NAME=VALUE, for example --set F_TOPICAL=0.05")
+    return out
+
+
+@contextmanager
+def progress(total: int, description: str) -> Iterator[Callable[[str], None]]:
+    """A progress bar that appears only if the work takes more than a second."""
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console,
+                   transient=True)
+    task = bar.add_task(description, total=total)
+    timer = threading.Timer(1.0, bar.start)
+    timer.start()
+
+
+    def step(label: str) -> None:
+        bar.update(task, advance=1, description=label)
+
+    try:
+        yield step
+    finally:
+        timer.cancel()
+        bar.stop()
+

@@ -1,0 +1,70 @@
+"""``ketaplan compare``: routes and forms side by side, as a table and a figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, write_atomically
+from ketaplan.units import Kind, parse
+
+
+@guarded
+def compare_command(
+    routes: str = typer.Option("iv,oral,intranasal,sublingual,topical", help="Comma-separated routes."),
+    forms: str = typer.Option("racemic,s-ketamine", help="Comma-separated drug forms."),
+    dose: str = typer.Option("25 mg", help="Dose per scenario (equal dose) or of the racemic IV reference."),
+    basis: str = typer.Option("dose", help="'dose' (same mg) or 'exposure' (same potency-equivalent AUC)."),
+    weight: float = typer.Option(70.0, help="Body weight (kg)."),
+    age: float = typer.Option(45.0, help="Age (years)."),
+    hours: str = typer.Option("12 h", help="Time window for exposure."),
+    iv_over: str = typer.Option("40 min", help="IV doses are infusions of this length."),
+    plot: Path = typer.Option(None, help="Figure as .png or .svg."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Compare routes (IV, oral, intranasal, sublingual, topical, ...) and forms (racemic, S-ketamine)."""
+    from ketaplan.planning.compare import compare
+    from ketaplan.predict import Patient
+    from ketaplan.report.figures import comparison_figure, save
+
+    check_output(plot, "--plot", (".png", ".svg"))
+    table, curves, notes = compare([r.strip() for r in routes.split(",") if r.strip()],
+                                   [f.strip().lower() for f in forms.split(",") if f.strip()],
+                                   parse(dose, Kind.AMOUNT, "--dose"), basis, Patient(weight, age),
+                                   parse(hours, Kind.DURATION, "--hours"), parse(iv_over, Kind.DURATION, "--iv-over"))
+    if plot is not None:
+        fig = comparison_figure(curves, "concentration", f"Plasma parent drug, equal {basis}")
+        write_atomically(plot, lambda p: save(fig, p))
+    if as_json:
+        typer.echo(json.dumps({"rows": table.replace({np.nan: None}).to_dict(orient="records"), "notes": notes,
+                               "disclaimer": DISCLAIMER}, indent=2))
+        return
+    t = Table(title=f"Routes and forms at equal {basis}")
+    cols = [("form", "form", "{}"), ("route", "route", "{}"), ("dose mg", "dose_mg", "{:.3g}"),
+            ("systemic F", "systemic_F", "{:.0%}"), ("Cmax ng/mL", "cmax_ng_ml", "{:.1f}"),
+            ("Tmax h", "tmax_h", "{:.2f}"),
+            ("AUC ng·h/mL", "auc_ng_h_ml", "{:.0f}"), ("potency-eq. AUC", "potency_equivalent_auc", "{:.0f}"),
+            ("h > analgesia", "hours_above_analgesia", "{:.2f}"),
+            ("h > psychotomimetic", "hours_above_psychotomimetic", "{:.2f}"),
+            ("norketamine AUC", "norketamine_auc_ng_h_ml", "{:.0f}")]
+    cols = [c for c in cols if c[1] in table]
+    for title, _, _ in cols:
+        t.add_column(title, justify="right")
+    for _, row in table.iterrows():
+        t.add_row(*[_fmt(row.get(key), fmt) for _, key, fmt in cols])
+    console.print(t)
+    for n in notes:
+        console.print(f"note: {n}", highlight=False)
+    console.print(DISCLAIMER)
+    if plot is not None:
+        console.print(f"wrote {plot}")
+
+
+def _fmt(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return fmt.format(value)

@@ -1,0 +1,126 @@
+"""``ketaplan pump``: pump rate, container changes with clock times, drug and volume per day and course."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from ketaplan.cli.common import DISCLAIMER, console, guarded, parse_start
+from ketaplan.errors import InputError
+from ketaplan.units import Kind, parse
+
+MAX_ROWS = 60
+
+
+@guarded
+def pump_command(
+    regimen: str = typer.Argument(..., help="Regimen text or YAML file (its IV infusions are planned)."),
+    concentration: str = typer.Option(..., help="Drug concentration in the syringe or bag, e.g. '1 mg/mL'."),
+    syringe: str = typer.Option(None, help="Syringe volume, e.g. '50 mL' (default when no --bag)."),
+    bag: str = typer.Option(None, help="Bag volume, e.g. '500 mL'."),
+    pump_increment: str = typer.Option("0.1 mL/h", help="Smallest rate step of the pump."),
+    max_hang: str = typer.Option("24 h", help="Longest time one container may hang (local policy)."),
+    weight: float = typer.Option(None, help="Body weight (kg), needed for per-kg regimens."),
+    start: str = typer.Option(None, help="Start date and time for clock times, e.g. '2026-12-01 09:00'."),
+    model: str = typer.Option(None, help="Model for the levels the rounded rates give (default by drug form)."),
+    force: bool = typer.Option(False, help="Plan doses that are refused as likely unit slips."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output with every container change."),
+) -> None:
+    """Pump settings for the IV infusions of a regimen, rounded to the pump increment."""
+    from ketaplan.planning.pump import pump_plan
+    from ketaplan.regimen_text import load_regimen
+
+    if syringe is not None and bag is not None:
+        raise InputError("--syringe/--bag", f"{syringe} and {bag}", "give a syringe or a bag, not both")
+    conc = parse(concentration, Kind.MASS_CONCENTRATION, "--concentration") / 1e6  # ng/mL -> mg/mL
+    container, volume_text = ("bag", bag) if bag is not None else ("syringe", syringe or "50 mL")
+    volume = parse(volume_text, Kind.VOLUME, f"--{container}")
+    increment = parse(pump_increment, Kind.VOLUME_RATE, "--pump-increment")
+    hang = parse(max_hang, Kind.DURATION, "--max-hang")
+    reg = load_regimen(regimen)
+    when = parse_start(start)
+    if when is not None:
+        reg = reg.with_start(when)
+    if reg.needs_weight and weight is None:
+        raise InputError("--weight", None, "this regimen is dosed per kg; give the patient's body weight")
+    plan = pump_plan(reg, weight, conc, container, volume, increment, hang)
+    levels, findings = _levels(reg, plan, weight, model, force)
+    if as_json:
+        typer.echo(json.dumps({**_as_dict(plan, levels), "findings": [f.as_dict() for f in findings]}, indent=2,
+                              default=str))
+        return
+    _print(plan, reg, levels)
+    from ketaplan.cli.simulate_cmd import print_findings
+
+    print_findings(findings, [])
+
+
+def _levels(reg, plan, weight, model, force):
+    """Course-1 steady-state level as prescribed and as delivered with the rounded rates, and the checks."""
+    from ketaplan.planning.plan import simulate
+
+    w = weight if weight is not None else 70.0
+    horizon = plan.segments[-1].end_h + 24.0 if plan.segments else 48.0
+    planned = simulate(reg, weight=w, model=model, until=horizon, force=force)
+    delivered = simulate(plan.delivered_regimen(reg, weight), weight=w, model=model, until=horizon, force=True)
+    a, b = planned.summary.iloc[0], delivered.summary.iloc[0]
+    levels = {"planned_css": float(a["css_avg_ng_ml"]), "delivered_css": float(b["css_avg_ng_ml"]),
+              "planned_cmax": float(a["cmax_ng_ml"]), "delivered_cmax": float(b["cmax_ng_ml"]),
+              "analyte": planned.run.parent, "weight_assumed": weight is None}
+    return levels, planned.findings
+
+
+def _as_dict(plan, levels) -> dict:
+    return {
+        "concentration_mg_per_ml": plan.concentration_mg_ml, "container": plan.container,
+        "container_ml": plan.container_ml, "increment_ml_per_h": plan.increment_ml_h,
+        "segments": [s.__dict__ for s in plan.segments], "boluses": plan.boluses,
+        "container_changes": [c.__dict__ for c in plan.changes],
+        "per_day": plan.per_day.to_dict(orient="records"), "per_course": plan.per_course.to_dict(orient="records"),
+        "levels": levels, "notes": plan.notes, "disclaimer": DISCLAIMER,
+    }
+
+
+def _print(plan, reg, levels) -> None:
+    console.print(f"[bold]Pump plan[/bold] for {reg.label}: {plan.concentration_mg_ml:g} mg/mL, "
+                  f"{plan.container} {plan.container_ml:g} mL, increment {plan.increment_ml_h:g} mL/h", highlight=False)
+    t = Table(title="Rates")
+    for col in ("course", "from", "to", "prescribed", "weight-based", "exact mL/h", "pump mL/h", "delivered",
+                "lasts per container"):
+        t.add_column(col, justify="right")
+    from ketaplan.planning.pump import clock
+
+    for s in plan.segments[:MAX_ROWS]:
+        t.add_row(str(s.course), clock(plan.start, s.start_h), clock(plan.start, s.end_h), f"{s.rate_mg_h:.4g} mg/h",
+                  s.per_kg or "-", f"{s.rate_ml_h:.4g}", f"{s.rate_ml_h_rounded:g}", f"{s.delivered_mg_h:.4g} mg/h",
+                  f"{plan.container_ml / s.rate_ml_h_rounded:.3g} h")
+    console.print(t)
+    for b in plan.boluses:
+        console.print(f"bolus course {b['course']} at {b['clock']}: {b['dose_mg']:g} mg = {b['volume_ml']:.3g} mL")
+    changes = plan.changes if len(plan.changes) <= MAX_ROWS else [c for c in plan.changes if c.course == 1]
+    c_table = Table(title=f"{plan.container.capitalize()} changes"
+                    + ("" if changes is plan.changes else " (course 1; --json lists every course)"))
+    for col in ("course", "no.", "hang at", "volume mL", "drug mg"):
+        c_table.add_column(col, justify="right")
+    for c in changes:
+        c_table.add_row(str(c.course), str(c.number), c.clock, f"{c.volume_ml:g}", f"{c.drug_mg:g}")
+    console.print(c_table)
+    d_table = Table(title="Per day")
+    d_table.add_column("day")
+    d_table.add_column("drug mg", justify="right")
+    d_table.add_column("volume mL", justify="right")
+    for d in plan.per_day.head(MAX_ROWS).itertuples():
+        d_table.add_row(d.day, f"{d.drug_mg:.1f}", f"{d.volume_ml:.1f}")
+    console.print(d_table)
+    for row in plan.per_course.itertuples():
+        console.print(f"course {row.course}: {row.drug_mg:.1f} mg in {row.volume_ml:.1f} mL, "
+                      f"{row.containers} {plan.container}{'s' if row.containers != 1 else ''}")
+    change = 100 * (levels["delivered_css"] / levels["planned_css"] - 1) if levels["planned_css"] else 0.0
+    console.print(f"Level at steady state ({levels['analyte']}): prescribed {levels['planned_css']:.1f} ng/mL, "
+                  f"with the rounded rates {levels['delivered_css']:.1f} ng/mL ({change:+.2f} %)"
+                  + (" - for 70 kg, as no weight was given" if levels["weight_assumed"] else ""), highlight=False)
+    for n in plan.notes:
+        console.print(f"note: {n}")
+    console.print(DISCLAIMER)

@@ -1,0 +1,129 @@
+"""The main job: simulate a regimen for a patient, summarise each course, check safety.
+
+``simulate("20 mg/h IV for 5 d every 11 weeks x 4", weight=80, age=59, sex="male")`` returns a
+:class:`SimulationFrame`: the time course as a DataFrame (columns id, time, [date], concentrations,
+effect sites, relief, pain score) with ``.summary`` (one row per course), ``.findings`` (safety
+warnings with their sources), ``.spec`` (the model with its citations) and ``.notes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ketaplan.errors import InputError
+from ketaplan.models.spec import ModelSpec
+from ketaplan.planning.safety import Finding, check_courses, check_levels, check_regimen
+from ketaplan.predict import Patient
+from ketaplan.regimen import Regimen
+from ketaplan.regimen_text import load_regimen
+from ketaplan.simulation import PatientRun, course_summary, model_for, relief_layer, run_patient
+
+
+class SimulationFrame(pd.DataFrame):
+    """A time-course DataFrame that also carries the per-course summary, findings and model."""
+
+    _metadata: ClassVar[list[str]] = ["summary", "findings", "spec", "notes", "run", "settings"]
+
+    @property
+    def _constructor(self):
+        return SimulationFrame
+
+    def to_json_dict(self) -> dict:
+        """Summary, findings, model and citations as plain data (for --json)."""
+        summary = self.summary.copy()
+        for col in summary.columns:
+            if pd.api.types.is_datetime64_any_dtype(summary[col]) or summary[col].dtype == object:
+                summary[col] = summary[col].astype(str)
+        return {
+            "regimen": self.run.regimen.label,
+            "patient": {"weight_kg": self.run.patient.weight, "age": self.run.patient.age, "sex": self.run.patient.sex,
+                        "height_cm": self.run.patient.height},
+            "settings": self.settings,
+            "model": {"id": self.spec.id, "title": self.spec.title,
+                      "citations": [c.text for c in self.spec.citations], "caveats": list(self.spec.caveats)},
+            "summary": summary.replace({np.nan: None}).to_dict(orient="records"),
+            "findings": [f.as_dict() for f in self.findings],
+            "notes": list(self.notes),
+            "disclaimer": "Decision support for clinicians and researchers, not a prescription.",
+        }
+
+
+def simulate(
+    regimen: str | Regimen,
+    patient: Patient | None = None,
+    *,
+    weight: float | None = None,
+    age: float | None = None,
+    sex: str | None = None,
+    height: float | None = None,
+    model: str | ModelSpec | None = None,
+    pd_models: tuple[str, ...] | None = None,
+    until: float | None = None,
+    relief_threshold: float = 0.3,
+    baseline_pain: float | None = None,
+    overrides: Mapping[str, float] | None = None,
+    force: bool = False,
+    s_fraction: float = 0.5,
+) -> SimulationFrame:
+    """Simulate a regimen (text, YAML file or :class:`Regimen`) for one patient; see the module docstring.
+
+    ``until`` is the end of the simulation in hours from the first dose (default: 12 weeks after the
+    last dose). ``relief_threshold`` is the predicted relief (fraction of baseline pain, responder)
+    below which the next course is due. Doses outside the usual ranges produce warnings; doses that
+    are almost certainly unit slips are refused (:class:`InputError`) unless ``force``.
+    """
+    reg = load_regimen(regimen) if isinstance(regimen, str) else regimen
+    pat = patient if patient is not None else Patient(weight if weight is not None else _missing_weight(),
+                                                      age, sex, height)
+    if not 0 < relief_threshold < 1:
+        raise InputError("relief threshold", relief_threshold, "a fraction between 0 and 1 (for example 0.3)")
+    if baseline_pain is not None and not 0 <= baseline_pain <= 10:
+        raise InputError("baseline pain", baseline_pain, "an NRS score between 0 and 10")
+    findings: list[Finding] = check_regimen(reg, pat.weight, force)
+    spec = model_for(reg, model, pd_models, s_fraction)
+    _check_overrides(spec, overrides)
+    run = run_patient(reg, pat, spec, until, dict(overrides or {}), baseline_pain)
+    summary = course_summary(run, relief_threshold)
+    routes = [{a.route for a in c.administrations} for c in run.courses]
+    findings += check_courses(reg.drug, run.courses, routes)
+    findings += check_levels(summary, run.thresholds)
+    frame = SimulationFrame(run.frame)
+    frame.summary = summary
+    frame.findings = sorted(findings, key=lambda f: ("refused", "warning", "info").index(f.severity))
+    frame.spec = spec
+    frame.run = run
+    frame.notes = list(reg.notes) + _relief_notes(spec, relief_threshold)
+    frame.settings = {"relief_threshold": relief_threshold, "baseline_pain": baseline_pain,
+                      "until_h": float(run.frame["time"].iloc[-1]), "s_fraction": s_fraction,
+                      "overrides": dict(overrides or {})}
+    return frame
+
+
+def _missing_weight() -> float:
+    raise InputError("weight", None, "give the patient's body weight in kg (for example weight=80 or --weight 80)")
+
+
+def _check_overrides(spec: ModelSpec, overrides: Mapping[str, float] | None) -> None:
+    for name, value in (overrides or {}).items():
+        if name not in spec.parameters:
+            raise InputError("--set", name, f"model {spec.id} has no such parameter; user-settable ones: "
+                             + ", ".join(n for n, p in spec.parameters.items() if p.user_settable))
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+            raise InputError(f"--set {name}", value, "a number >= 0 in the parameter's unit is required")
+
+
+def _relief_notes(spec: ModelSpec, threshold: float) -> list[str]:
+    layer = relief_layer(spec)
+    if layer is None:
+        return []
+    return [f"Predicted relief is for a responder ({spec.parameters[layer.p_response].value:.0%} of patients respond "
+            f"in Dahan 2011); the next course is due when relief falls below {threshold:.0%} of baseline pain."]
+
+
+def run_of(frame: SimulationFrame) -> PatientRun:
+    """The underlying :class:`~ketaplan.simulation.PatientRun` of a simulation result."""
+    return frame.run

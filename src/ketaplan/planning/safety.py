@@ -1,0 +1,183 @@
+"""Safety checks of a regimen and of its predicted levels, each finding naming its source.
+
+Findings have a severity: ``refused`` (a dose that is almost certainly a unit slip or an anaesthetic
+dose; the plan is refused unless forced, and the reason is kept as a warning), ``warning`` (outside the
+usual range; never blocks, never passes unnoticed) and ``info`` (monitoring advice, context).
+The ranges and their citations are data (``safety_rules.yaml``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+
+from ketaplan.errors import InputError
+from ketaplan.regimen import Regimen
+
+SEVERITIES = ("refused", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One safety finding."""
+
+    severity: str
+    code: str
+    message: str
+    source: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def rules() -> dict:
+    """The safety rules with their sources."""
+    return yaml.safe_load((resources.files("ketaplan.planning") / "safety_rules.yaml").read_text())
+
+
+def _cite(key: str) -> str:
+    return " ".join(rules()["sources"][key].split())
+
+
+def _short(key: str) -> str:
+    return {"asra2018": "ASRA/AAPM/ASA 2018 consensus guideline", "goldberg2010": "Goldberg 2010",
+            "schwartzman2009": "Schwartzman 2009", "ketcrps2": "KetCRPS-2 protocol", "noppers2011": "Noppers 2011",
+            "zanos2018": "Zanos 2018", "aapract2020": "A A Pract 2020"}.get(key, key)
+
+
+def check_regimen(regimen: Regimen, weight_kg: float, force: bool = False) -> list[Finding]:
+    """Rates and doses against the usual ranges; raises :class:`InputError` for refused doses unless forced.
+
+    With ``force`` the refusal is kept as a finding of severity 'refused' (shown everywhere).
+    """
+    r = rules()[regimen.drug]
+    resolved = regimen.resolve(weight_kg)
+    findings: list[Finding] = []
+    for original, e in zip(regimen.events, resolved.events, strict=True):
+        if e.evid == 3:
+            continue
+        hours = e.infusion_hours
+        rate = e.rate if e.rate > 0 else (e.amount / hours if hours > 0 else 0.0)
+        text = original_text(original)
+        if e.route == "iv" and hours > 0.25:
+            per_kg = rate / weight_kg
+            limit = r["refuse_above_mg_per_kg_h"]
+            if per_kg > limit["value"]:
+                detail = (f"{rate:g} mg/h = {per_kg:.2f} mg/kg/h for {weight_kg:g} kg is above "
+                          f"{limit['value']:g} mg/kg/h ({limit['note']}, {_short(limit['source'])}); a unit slip "
+                          "such as mg/kg/h for mg/h or mg/min for mg/h is likely")
+                findings.append(_refuse(text, detail, limit["source"], force))
+                continue
+            lo, hi = r["infusion_range_mg_per_kg_h"]["value"]
+            if per_kg > hi:
+                findings.append(Finding("warning", "rate_above_range",
+                                        f"{text}: {per_kg:.2f} mg/kg/h is above the usual {lo:g}-{hi:g} mg/kg/h "
+                                        f"({r['infusion_range_mg_per_kg_h']['note']})",
+                                        _cite(r["infusion_range_mg_per_kg_h"]["source"])))
+            lo_l, hi_l = r["long_infusion_range_mg_h"]["value"]
+            if hours >= 24 and rate > hi_l:
+                findings.append(Finding("warning", "long_infusion_above_range",
+                                        f"{text}: {rate:g} mg/h for {hours:g} h is above the {lo_l:g}-{hi_l:g} mg/h "
+                                        f"used for multi-day infusions ({r['long_infusion_range_mg_h']['note']})",
+                                        _cite(r["long_infusion_range_mg_h"]["source"])))
+            if rate < 1.0:
+                findings.append(Finding("warning", "rate_far_below",
+                                        f"{text}: {rate:g} mg/h is far below any analgesic rate; check the unit "
+                                        "(ug/h typed for mg/h?)", _cite("asra2018")))
+        if e.route == "iv" and hours <= 0.25:
+            per_kg = e.amount / weight_kg
+            limit = r["refuse_bolus_above_mg_per_kg"]
+            if per_kg > limit["value"]:
+                detail = (f"a bolus of {e.amount:g} mg = {per_kg:.2f} mg/kg is above {limit['value']:g} "
+                          f"mg/kg ({limit['note']}, {_short(limit['source'])}); a unit slip is likely")
+                findings.append(_refuse(text, detail, limit["source"], force))
+                continue
+            cap = r["bolus_max_mg_per_kg"]
+            if per_kg > cap["value"]:
+                findings.append(Finding("warning", "bolus_above_range",
+                                        f"{text}: bolus {per_kg:.2f} mg/kg is above {cap['value']:g} mg/kg "
+                                        f"({cap['note']})", _cite(cap["source"])))
+        if e.amount < 1.0 and e.route != "topical":
+            findings.append(Finding("warning", "dose_far_below",
+                                    f"{text}: {e.amount:g} mg per dose is far below any analgesic dose; check the unit "
+                                    "(ug typed for mg?)", _cite("asra2018")))
+    return findings
+
+
+def _refuse(text: str, detail: str, source: str, force: bool) -> Finding:
+    if not force:
+        raise InputError("dose", text, f"refused because {detail}; use --force to plan it anyway")
+    return Finding("refused", "refused_forced", f"{text}: {detail} (planned anyway with --force)", _cite(source))
+
+
+def original_text(e) -> str:
+    """A short description of a dose event as the user gave it (per kg if so)."""
+    unit = "mg/kg" if e.per_kg else "mg"
+    if e.rate > 0:
+        return f"{e.rate:g} {unit}/h {e.route.upper()}"
+    if e.duration > 0:
+        return f"{e.amount:g} {unit} {e.route.upper()} over {e.duration * 60:g} min"
+    return f"{e.amount:g} {unit} {e.route.upper()}"
+
+
+def check_courses(drug: str, courses, route_of_course: list[set[str]]) -> list[Finding]:
+    """Cumulative dose per course, repeated long infusions (liver) and minimum totals."""
+    r = rules()[drug]
+    liver = rules()["liver"]
+    findings: list[Finding] = []
+    long_h = liver["long_infusion_hours"]["value"]
+    window = liver["repeat_window_days"]["value"] * 24.0
+    long_courses = [c for c in courses if any(a.end - a.start >= long_h for a in c.administrations)]
+    if long_courses:
+        findings.append(Finding("info", "liver_monitoring", " ".join(liver["monitoring"].split()),
+                                _cite("noppers2011") + " " + _cite("aapract2020")))
+    for a, b in itertools.pairwise(long_courses):
+        gap = b.start - a.end
+        if gap < window:
+            findings.append(Finding("warning", "repeated_long_infusions",
+                                    f"courses {a.index} and {b.index} are long infusions {gap / 24:.0f} days apart: "
+                                    f"drug-induced liver injury followed a second 100-h course 16 days after the "
+                                    f"first in 3 of 6 patients; {liver['repeat_window_days']['note']}",
+                                    _cite("noppers2011")))
+    minimum = r["min_total_mg"]
+    for c, routes in zip(courses, route_of_course, strict=True):
+        if routes == {"iv"} and c.amount < minimum["value"]:
+            findings.append(Finding("info", "below_minimum_total",
+                                    f"course {c.index}: {c.amount:g} mg in total is below the suggested "
+                                    f"{minimum['value']:g} mg ({minimum['note']})", _cite(minimum["source"])))
+    return findings
+
+
+def check_levels(summary, thresholds) -> list[Finding]:
+    """Predicted levels above the psychotomimetic and awakening thresholds (never pass unnoticed)."""
+    findings: list[Finding] = []
+    psycho = thresholds["psychotomimetic"]
+    awake = thresholds["awakening"]
+    for _, row in summary.iterrows():
+        if row["cmax_ng_ml"] > awake.value:
+            findings.append(Finding("warning", "above_awakening",
+                                    f"course {int(row['course'])}: predicted peak {row['cmax_ng_ml']:.0f} ng/mL is "
+                                    f"above the {awake.label} level - loss of consciousness is likely", awake.source))
+        if row["hours_above_psychotomimetic"] > 0:
+            findings.append(Finding("warning", "above_psychotomimetic",
+                                    f"course {int(row['course'])}: {row['hours_above_psychotomimetic']:.1f} h above "
+                                    f"{psycho.label} - expect dissociation or other psychotomimetic effects",
+                                    psycho.source))
+    return findings
+
+
+def contraindications() -> tuple[list[str], str]:
+    """The guideline's relative contraindications and its citation."""
+    c = rules()["contraindications"]
+    return list(c["items"]), _cite(c["source"])
+
+
+def monitoring_schedule() -> tuple[list[str], str]:
+    """Monitoring before, during and after a course, with its citation."""
+    m = rules()["monitoring_schedule"]
+    return list(m["items"]), _cite(m["source"])

@@ -1,0 +1,91 @@
+"""Self-contained HTML reports: every style, script and figure is inside the file (no network needed)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from jinja2 import Environment, select_autoescape
+
+from ketaplan import __version__
+from ketaplan.models.describe import parameter_rows
+from ketaplan.planning.pump import PumpPlan
+from ketaplan.planning.safety import contraindications, monitoring_schedule
+from ketaplan.report.figures import simulation_figure, svg_text
+from ketaplan.simulation import date_of
+
+DISCLAIMER = ("Decision support for clinicians and researchers, not a prescription: every number comes from the "
+              "named model and publication, and relief predictions for one patient are uncertain.")
+
+SUMMARY_COLUMNS = [
+    ("course", "#", "course", "{:.0f}"), ("start", "start", "start_h", "date"), ("end", "end", "end_h", "date"),
+    ("dose (mg)", "mg", "dose_mg", "{:.0f}"), ("Cmax (ng/mL)", "Cmax", "cmax_ng_ml", "{:.1f}"),
+    ("steady state (ng/mL)", "Css", "css_avg_ng_ml", "{:.1f}"),
+    ("AUC (ng·h/mL)", "AUC", "auc_ng_h_ml", "{:.0f}"),
+    ("h above analgesia", "h>analg", "hours_above_analgesia", "{:.1f}"),
+    ("h above psychotomimetic", "h>psych", "hours_above_psychotomimetic", "{:.1f}"),
+    ("norketamine Cmax (ng/mL)", "NK Cmax", "norketamine_cmax_ng_ml", "{:.1f}"),
+    ("norketamine AUC (ng·h/mL)", "NK AUC", "norketamine_auc_ng_h_ml", "{:.0f}"),
+    ("relief at end", "relief", "relief_at_end", "{:.0%}"), ("relief lasts (days)", "lasts d", "relief_days", "{:.0f}"),
+    ("next course due", "next due", "next_course_due_h", "date"),
+]
+COMPACT_LEGEND = ("# course; mg dose; Cmax, Css (average steady state) in ng/mL; AUC in ng·h/mL; h>analg and h>psych: "
+                  "hours above the analgesic and psychotomimetic thresholds; NK norketamine; relief: predicted relief "
+                  "at the end of the course (responder); lasts d: days until relief falls below the threshold.")
+
+
+def summary_table(frame, compact: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Column titles and formatted rows of the per-course summary (shared by CLI and report)."""
+    s = frame.summary
+    start = frame.run.regimen.start
+    cols = [(short if compact else title, key, fmt) for title, short, key, fmt in SUMMARY_COLUMNS if key in s]
+    rows = []
+    for _, r in s.iterrows():
+        cells = []
+        for _, key, fmt in cols:
+            v = r[key]
+            if fmt == "date":
+                cells.append(date_of(start, float(v), compact))
+            elif v is None or (isinstance(v, float) and not np.isfinite(v)):
+                cells.append("beyond horizon" if key == "relief_days" else "-")
+            else:
+                cells.append(fmt.format(v))
+        rows.append(cells)
+    return [c[0] for c in cols], rows
+
+
+def pump_context(plan: PumpPlan, level_note: str) -> dict:
+    header = (f"Concentration {plan.concentration_mg_ml:g} mg/mL; {plan.container} of {plan.container_ml:g} mL; "
+              f"pump increment {plan.increment_ml_h:g} mL/h.")
+    cols = ["course", "from", "to", "prescribed (mg/h)", "weight-based", "exact (mL/h)", "pump (mL/h)",
+            "delivered (mg/h)"]
+    rows = [[str(s.course), date_of(plan.start, s.start_h), date_of(plan.start, s.end_h), f"{s.rate_mg_h:.3g}",
+             s.per_kg or "-", f"{s.rate_ml_h:.3f}", f"{s.rate_ml_h_rounded:g}", f"{s.delivered_mg_h:.3g}"]
+            for s in plan.segments]
+    return {"header": header, "segment_columns": cols, "segment_rows": rows, "notes": plan.notes,
+            "changes": [{**c.__dict__, "volume_ml": f"{c.volume_ml:g}", "drug_mg": f"{c.drug_mg:g}"}
+                        for c in plan.changes],
+            "per_day": [{"day": d.day, "drug_mg": f"{d.drug_mg:.1f}", "volume_ml": f"{d.volume_ml:.1f}"}
+                        for d in plan.per_day.itertuples()],
+            "level_note": level_note}
+
+
+def render_report(frame, path: str | Path, title: str, facts: list[tuple[str, str]], pump: dict | None = None,
+                  callout: dict | None = None, extra_figures: list[tuple[str, str]] | None = None) -> None:
+    """Write the report of a simulation (figures as inline SVG)."""
+    env = Environment(autoescape=select_autoescape(["html", "j2"]))
+    template = env.from_string((resources.files("ketaplan.report") / "templates" / "report.html.j2").read_text())
+    columns, rows = summary_table(frame)
+    contra, guideline = contraindications()
+    monitoring, _ = monitoring_schedule()
+    figures = [{"title": "Levels, relief and course timeline", "svg": svg_text(simulation_figure(frame))}]
+    figures += [{"title": t, "svg": s} for t, s in (extra_figures or [])]
+    html = template.render(
+        title=title, disclaimer=DISCLAIMER, facts=facts, callout=callout, summary_columns=columns, summary_rows=rows,
+        notes=frame.notes, findings=frame.findings, figures=figures, pump=pump, contraindications=contra,
+        monitoring=monitoring, guideline=guideline, version=__version__,
+        model={"id": frame.spec.id, "title": frame.spec.title, "citations": [c.text for c in frame.spec.citations],
+               "caveats": list(frame.spec.caveats), "parameters": parameter_rows(frame.spec.parameters)},
+    )
+    Path(path).write_text(html, encoding="utf-8")

@@ -1,0 +1,103 @@
+"""The main job: per-course summary checked against the engine and hand calculations; safety findings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from ketaplan.errors import InputError
+from ketaplan.planning.plan import simulate
+from ketaplan.predict import Patient, predict
+from ketaplan.regimen import Regimen
+
+
+@pytest.fixture(scope="module")
+def seed():
+    return simulate("20 mg/h IV for 5 d every 11 weeks x 4 starting 2026-12-01 09:00", weight=70, age=59, sex="male",
+                    baseline_pain=7)
+
+
+def test_summary_matches_the_engine_and_hand_calculations(seed):
+    s = seed.summary
+    assert list(s["course"]) == [1, 2, 3, 4]
+    assert s["dose_mg"].tolist() == [2400.0] * 4
+    # steady state of a constant infusion: rate / CL (Domino CL 115.9 L/h at 70 kg)
+    np.testing.assert_allclose(s["css_avg_ng_ml"], 20 / 115.92 * 1000, rtol=1e-3)
+    t = np.linspace(0, 1848, 184801)
+    c = predict(seed.spec, Regimen.infusion("20 mg/h", duration="5 d"), Patient(70, 59, "male"), t)["ketamine"]
+    assert s["cmax_ng_ml"].iloc[0] == pytest.approx(c.max(), rel=1e-6)
+    assert s["auc_ng_h_ml"].iloc[0] == pytest.approx(np.trapezoid(c, t), rel=2e-3)
+    above = t[c.to_numpy() > 100]
+    assert s["hours_above_analgesia"].iloc[0] == pytest.approx(above[-1] - above[0], abs=0.05)
+    assert s["hours_above_psychotomimetic"].iloc[0] == 0.0
+
+
+def test_relief_duration_and_next_course_date(seed):
+    s = seed.summary
+    site = seed["relief_site"].to_numpy()
+    t = seed["time"].to_numpy()
+    relief = site / (10.5 + site)  # Dahan: responder relief with gamma 1 and Emax 1
+    np.testing.assert_allclose(seed["relief"], relief, rtol=1e-12)
+    after = (t >= 120) & (relief < 0.3)
+    expected_days = (t[after][0] - 120) / 24
+    assert s["relief_days"].iloc[0] == pytest.approx(expected_days)
+    assert s["next_course_due_date"].iloc[0] == datetime(2026, 12, 1, 9) + (
+        s["next_course_due_date"].iloc[0] - datetime(2026, 12, 1, 9))
+    assert (s["next_course_due_h"].iloc[0] - 120) / 24 == pytest.approx(expected_days)
+    np.testing.assert_allclose(seed["pain_nrs"], 7 * (1 - relief), rtol=1e-12)
+
+
+def test_relief_threshold_is_settable():
+    a = simulate("20 mg/h IV for 5 d", weight=70, relief_threshold=0.3).summary["relief_days"].iloc[0]
+    b = simulate("20 mg/h IV for 5 d", weight=70, relief_threshold=0.5).summary["relief_days"].iloc[0]
+    assert b < a
+
+
+def test_findings_for_liver_and_levels():
+    f = simulate("20 mg/h IV for 5 d every 2 weeks x 2", weight=70)
+    codes = {x.code for x in f.findings}
+    assert {"liver_monitoring", "repeated_long_infusions"} <= codes
+    assert all(x.source for x in f.findings)
+    high = simulate("2.5 mg/kg/h IV for 2 h", weight=70)
+    codes = {x.code for x in high.findings}
+    assert {"rate_above_range", "above_psychotomimetic"} <= codes
+
+
+@pytest.mark.parametrize("slip", ["20 mg/kg/h IV for 5 d", "20 mg/min IV for 1 h", "500 mg/kg IV bolus over 1 min"])
+def test_unit_slips_are_refused_unless_forced(slip):
+    with pytest.raises(InputError, match="refused because"):
+        simulate(slip, weight=80, until=48)
+    forced = simulate(slip, weight=80, until=48, force=True)
+    assert forced.findings[0].severity == "refused"
+
+
+def test_per_kg_regimen_needs_a_weight_and_bad_settings_are_refused():
+    with pytest.raises(InputError, match="weight"):
+        simulate("0.35 mg/kg/h IV for 4 h")
+    with pytest.raises(InputError, match="relief threshold"):
+        simulate("20 mg/h IV for 5 d", weight=70, relief_threshold=3)
+    with pytest.raises(InputError, match="no such parameter"):
+        simulate("20 mg/h IV for 5 d", weight=70, overrides={"NOPE": 1})
+
+
+def test_topical_absorbed_fraction_is_user_settable():
+    zero = simulate("topical 10% cream 1 g tid for 2 d", weight=70)
+    assert zero.summary["cmax_ng_ml"].iloc[0] == 0.0
+    some = simulate("topical 10% cream 1 g tid for 2 d", weight=70, overrides={"F_TOPICAL": 0.05})
+    assert 0 < some.summary["cmax_ng_ml"].iloc[0] < 50
+
+
+def test_s_ketamine_uses_its_default_model_and_acute_pd():
+    f = simulate("S-ketamine 0.2 mg/kg/h IV for 100 h", weight=70)
+    assert f.spec.id.startswith("otto_2021_s_ketamine_norketamine")
+    assert {"s_ketamine", "s_norketamine", "acute_pain_change", "relief"} <= set(f.columns)
+    assert f.summary["css_avg_ng_ml"].iloc[0] == pytest.approx(14 / 95.2 * 1000, rel=1e-3)
+
+
+def test_json_is_serialisable(seed):
+    import json
+
+    data = json.loads(json.dumps(seed.to_json_dict(), default=str))
+    assert data["summary"][0]["course"] == 1 and data["model"]["citations"] and data["findings"]
