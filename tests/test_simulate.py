@@ -58,7 +58,9 @@ def test_relief_threshold_is_settable():
 def test_findings_for_liver_and_levels():
     f = simulate("20 mg/h IV for 5 d every 2 weeks x 2", weight=70)
     codes = {x.code for x in f.findings}
-    assert {"liver_monitoring", "repeated_long_infusions"} <= codes
+    assert {"liver_monitoring", "repeated_long_infusions", "cumulative_dose"} <= codes
+    cumulative = next(x for x in f.findings if x.code == "cumulative_dose")
+    assert "year 1: 4800 mg in 2 courses" in cumulative.message
     assert all(x.source for x in f.findings)
     high = simulate("2.5 mg/kg/h IV for 2 h", weight=70)
     codes = {x.code for x in high.findings}

@@ -28,7 +28,9 @@ def print_summary(frame, title: str) -> None:
     from ketaplan.report.html import COMPACT_LEGEND, summary_table
 
     columns, rows = summary_table(frame, compact=True)
-    table = Table(title=title, show_lines=False, pad_edge=False)
+    counts = {sev: sum(f.severity == sev for f in frame.findings) for sev in ("refused", "warning", "info")}
+    caption = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "no findings"
+    table = Table(title=title, show_lines=False, pad_edge=False, caption=f"checks: {caption} (listed below)")
     for c in columns:
         table.add_column(c, justify="right", no_wrap=True)
     for r in rows:

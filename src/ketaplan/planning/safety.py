@@ -144,6 +144,7 @@ def check_courses(drug: str, courses, route_of_course: list[set[str]]) -> list[F
                                     f"drug-induced liver injury followed a second 100-h course 16 days after the "
                                     f"first in 3 of 6 patients; {liver['repeat_window_days']['note']}",
                                     _cite("noppers2011")))
+    findings.append(cumulative_dose(courses))
     minimum = r["min_total_mg"]
     for c, routes in zip(courses, route_of_course, strict=True):
         if routes == {"iv"} and c.amount < minimum["value"]:
@@ -151,6 +152,23 @@ def check_courses(drug: str, courses, route_of_course: list[set[str]]) -> list[F
                                     f"course {c.index}: {c.amount:g} mg in total is below the suggested "
                                     f"{minimum['value']:g} mg ({minimum['note']})", _cite(minimum["source"])))
     return findings
+
+
+def cumulative_dose(courses) -> Finding:
+    """Cumulative dose per course and per year (no published limit exists; reported for review)."""
+    year_h = 365.25 * 24
+    totals: dict[int, list[float]] = {}
+    for c in courses:
+        for a in c.administrations:
+            acc = totals.setdefault(int(a.start // year_h) + 1, [0.0, set()])
+            acc[0] += a.amount
+            acc[1].add(c.index)
+    years = "; ".join(f"year {y}: {v[0]:.0f} mg in {len(v[1])} course{'s' if len(v[1]) != 1 else ''}"
+                      for y, v in sorted(totals.items()))
+    per_course = ", ".join(f"{c.amount:.0f}" for c in courses[:6]) + (" ..." if len(courses) > 6 else "")
+    return Finding("info", "cumulative_dose", f"cumulative dose - per course (mg): {per_course}; {years}. No "
+                   "published cumulative limit exists; review with liver tests for repeated long courses.",
+                   _cite("noppers2011"))
 
 
 def check_levels(summary, thresholds) -> list[Finding]:
