@@ -13,7 +13,7 @@ import numpy as np
 from ketaplan.engine.propagators import ExpmPropagator, ModalPropagator
 from ketaplan.engine.schedule import Schedule
 
-CHUNK_ELEMENTS = 1_500_000
+CHUNK_ELEMENTS = 3_000_000
 """Target size (subjects x times x states) of the temporaries of one chunk."""
 
 

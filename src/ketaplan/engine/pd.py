@@ -22,7 +22,7 @@ def hill(c: np.ndarray, c50: np.ndarray | float, gamma: np.ndarray | float) -> n
     """C^g / (C50^g + C^g), 0 where C <= 0."""
     c = np.maximum(np.asarray(c, dtype=float), 0.0)
     ratio = np.divide(c, c50)
-    powered = ratio**gamma
+    powered = ratio if np.all(np.asarray(gamma) == 1.0) else ratio**gamma
     return powered / (1.0 + powered)
 
 

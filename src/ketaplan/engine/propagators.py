@@ -14,6 +14,7 @@ Steady states are closed forms (geometric series over the dosing interval), neve
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,12 +58,21 @@ class ModalPropagator:
         bad = np.any(np.abs(lam.imag) > 0, axis=-1)
         lam = lam.real
         vec = vec.real
-        with np.errstate(all="ignore"):
-            cond = np.linalg.cond(vec)
+        try:
+            with np.errstate(all="ignore"):
+                inv = np.linalg.inv(vec)
+                # 1-norm condition number: within a factor n of the 2-norm one, and nearly free given the inverse
+                cond = np.abs(vec).sum(axis=1).max(axis=1) * np.abs(inv).sum(axis=1).max(axis=1)
+        except np.linalg.LinAlgError:  # an exactly singular eigenvector matrix somewhere in the batch
+            with np.errstate(all="ignore"):
+                cond = np.linalg.cond(vec)
+            inv = None
         bad |= ~np.isfinite(cond) | (cond > CONDITION_LIMIT)
-        safe_vec = np.where(bad[:, None, None], np.eye(k.shape[-1]), vec)
-        inv = np.linalg.inv(safe_vec)
-        return ModalPropagator(lam, safe_vec, inv), bad
+        if inv is None or bad.any():
+            safe_vec = np.where(bad[:, None, None], np.eye(k.shape[-1]), vec)
+            inv = np.linalg.inv(safe_vec)
+            vec = safe_vec
+        return ModalPropagator(lam, vec, inv), bad
 
     def take(self, idx) -> ModalPropagator:
         return ModalPropagator(self.lam[idx], self.vec[idx], self.inv[idx])
@@ -158,10 +168,13 @@ class OutputCoefficients:
 
     def segment(self, lam: np.ndarray, j: int, tau: np.ndarray, dest: np.ndarray) -> None:
         """Write outputs at times ``tau`` (T,) after boundary j into ``dest`` (S, n_out, T)."""
-        step = _uniform_step(tau)
-        if step is None:
-            self._segment_direct(lam, j, tau, dest)
-            return
+        for lo, hi, step in _even_pieces(tau):
+            if step is None:
+                self._segment_direct(lam, j, tau[lo:hi], dest[:, :, lo:hi])
+            else:
+                self._segment_uniform(lam, j, tau[lo:hi], step, dest[:, :, lo:hi])
+
+    def _segment_uniform(self, lam, j, tau, step: float, dest) -> None:
         # On a uniform grid tau_k = tau_0 + step*(m*width + b): exp(lam tau_k) is the product of a
         # block factor (m) and an in-block factor (b), so outputs are one batched matrix product
         # (S, n_out*M, n) @ (S, n, width) and only (M + width) exponentials per mode are taken.
@@ -204,15 +217,31 @@ def _exp_clipped(x: np.ndarray, floor: float = -345.0) -> np.ndarray:
     return np.exp(x, out=x)
 
 
-def _uniform_step(tau: np.ndarray) -> float | None:
-    """The spacing of an evenly spaced grid of at least 64 points, else None."""
-    if len(tau) < 64:
-        return None
+MIN_EVEN_RUN = 64
+"""Evenly spaced runs of at least this many output times use the block-exponential evaluation."""
+
+
+def _even_pieces(tau: np.ndarray) -> list[tuple[int, int, float | None]]:
+    """Split output times into (start, stop, step) pieces: evenly spaced runs of at least MIN_EVEN_RUN
+    points carry their step, the points between them carry None (evaluated directly)."""
+    t = len(tau)
+    if t < MIN_EVEN_RUN:
+        return [(0, t, None)]
     d = np.diff(tau)
-    step = (tau[-1] - tau[0]) / (len(tau) - 1)
-    if step <= 0 or np.max(np.abs(d - step)) > 1e-12 * max(1.0, abs(tau[-1])):
-        return None
-    return float(step)
+    tol = 1e-12 * max(1.0, abs(float(tau[-1])))
+    bounds = np.concatenate([[0], np.flatnonzero(np.abs(np.diff(d)) > tol) + 1, [len(d)]])
+    pieces: list[tuple[int, int, float | None]] = []
+    cursor = 0
+    for a, b in itertools.pairwise(bounds):
+        start = max(int(a), cursor)  # points a..b are evenly spaced by d[a]
+        if b - start + 1 >= MIN_EVEN_RUN and d[a] > 0:
+            if start > cursor:
+                pieces.append((cursor, start, None))
+            pieces.append((start, int(b) + 1, float(d[a])))
+            cursor = int(b) + 1
+    if cursor < t:
+        pieces.append((cursor, t, None))
+    return pieces
 
 
 @dataclass
