@@ -45,3 +45,22 @@ def run(structure, params, records: DoseRecords, times, observe: str = "central"
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261125)
+
+
+@pytest.fixture
+def wide_console():
+    """Tables are checked by their numbers, so render them without wrapping."""
+    from ketaplan.cli.common import console
+
+    console.width = 250
+    yield
+    console.width = None
+
+
+def invoke_cli(*args):
+    """Run the ``ketaplan`` command line in-process; returns typer's Result."""
+    from typer.testing import CliRunner
+
+    from ketaplan.cli import app
+
+    return CliRunner().invoke(app, list(args))

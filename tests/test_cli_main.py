@@ -8,28 +8,16 @@ import sys
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from ketaplan.cli import app
+from conftest import invoke_cli
 from ketaplan.cli.common import join_quantity_arguments
 from ketaplan.planning.plan import simulate
 
-runner = CliRunner()
 SEED = "20 mg/h IV for 5 d every 11 weeks x 2"
 
+pytestmark = pytest.mark.usefixtures("wide_console")
 
-@pytest.fixture(autouse=True)
-def wide_console():
-    """Tables are checked by their numbers, so render them without wrapping."""
-    from ketaplan.cli.common import console
-
-    console.width = 250
-    yield
-    console.width = None
-
-
-def invoke(*args):
-    return runner.invoke(app, list(args))
+invoke = invoke_cli
 
 
 def test_simulate_prints_the_per_course_table_and_writes_outputs(tmp_path):
@@ -125,7 +113,7 @@ BAD = [
 @pytest.mark.parametrize(("args", "message"), BAD)
 def test_bad_input_exit_code_2_one_sentence_nothing_written(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    r = runner.invoke(app, [*args, "--plot", str(tmp_path / "p.png")] if args[0] == "simulate" else args)
+    r = invoke(*([*args, "--plot", str(tmp_path / "p.png")] if args[0] == "simulate" else args))
     assert r.exit_code == 2, r.output
     assert message in r.output
     error_lines = [line for line in r.output.splitlines() if line.startswith("error:")]

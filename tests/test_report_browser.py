@@ -36,17 +36,14 @@ def _browser_or_skip():
     return sync_playwright
 
 
-def test_report_renders_offline_without_console_errors(tmp_path):
-    sync_playwright = _browser_or_skip()
-    frame = simulate("20 mg/h IV for 5 d every 11 weeks x 3", weight=80, age=59, sex="male", baseline_pain=7)
-    path = tmp_path / "report.html"
-    write_report(frame, path)
+def _open_offline(sync_playwright, path, check) -> tuple[list[str], list[str]]:
+    """Open ``path`` in headless Chromium with every non-file request blocked; run ``check(page)``."""
+    errors, requests = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         page = browser.new_page()
-        errors, requests = [], []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
 
@@ -60,14 +57,47 @@ def test_report_renders_offline_without_console_errors(tmp_path):
         page.route("**/*", block)
         page.goto(path.as_uri())
         page.wait_for_load_state("load")
-        svgs = page.locator("section.figure svg")
-        assert svgs.count() >= 1
-        box = svgs.first.bounding_box()
-        assert box is not None and box["width"] > 300 and box["height"] > 200
-        assert page.locator("svg path").count() > 50  # lines were drawn
+        check(page)
+        browser.close()
+    return errors, requests
+
+
+def _figure_drawn(page) -> None:
+    svgs = page.locator("section.figure svg")
+    assert svgs.count() >= 1
+    box = svgs.first.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 200
+    assert page.locator("svg path").count() > 50  # lines were drawn
+    assert "Opened" in page.locator("#generated").inner_text()
+
+
+def test_report_renders_offline_without_console_errors(tmp_path):
+    sync_playwright = _browser_or_skip()
+    frame = simulate("20 mg/h IV for 5 d every 11 weeks x 3", weight=80, age=59, sex="male", baseline_pain=7)
+    path = tmp_path / "report.html"
+    write_report(frame, path)
+
+    def check(page):
+        _figure_drawn(page)
         page.locator("#summary th").nth(4).click()  # the embedded script sorts the table
         assert page.locator("#summary th").nth(4).get_attribute("data-order") == "asc"
-        assert "Opened" in page.locator("#generated").inner_text()
-        browser.close()
-    assert errors == []
-    assert requests == []
+
+    assert _open_offline(sync_playwright, path, check) == ([], [])
+
+
+def test_population_report_renders_offline_without_console_errors(tmp_path):
+    from ketaplan.population.api import simulate_population
+    from ketaplan.report.population_report import render_population_report
+
+    sync_playwright = _browser_or_skip()
+    result = simulate_population("20 mg/h IV for 5 d every 8 weeks x 2", 500, seed=1)
+    path = tmp_path / "population.html"
+    render_population_report(result, path, [("Regimen", "20 mg/h IV for 5 d every 8 weeks x 2")])
+
+    def check(page):
+        _figure_drawn(page)
+        assert "Probability of target attainment" in page.locator("#headline").inner_text()
+        page.locator("#quantiles th").nth(2).click()
+        assert page.locator("#quantiles th").nth(2).get_attribute("data-order") == "asc"
+
+    assert _open_offline(sync_playwright, path, check) == ([], [])

@@ -10,6 +10,8 @@ from ketaplan.models.library import load_model
 from ketaplan.nonmem import simulate_dataset
 from ketaplan.planning.plan import simulate
 from ketaplan.planning.pump import pump_plan
+from ketaplan.planning.regimen_search import search_regimens
+from ketaplan.population.api import simulate_population
 from ketaplan.predict import Patient, predict
 from ketaplan.regimen import DoseEvent, Regimen
 from ketaplan.regimen_text import load_regimen, parse_regimen
@@ -26,7 +28,9 @@ __all__ = [
     "parse_regimen",
     "predict",
     "pump_plan",
+    "search_regimens",
     "simulate",
     "simulate_dataset",
+    "simulate_population",
 ]
 __version__ = "0.1.0"

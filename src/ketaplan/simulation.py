@@ -10,6 +10,7 @@ relief threshold, and when the next course is due.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -85,6 +86,16 @@ def model_for(regimen: Regimen, model: str | ModelSpec | None = None, pd: tuple[
     return spec
 
 
+def check_overrides(spec: ModelSpec, overrides: Mapping[str, float] | None) -> None:
+    """Refuse ``--set NAME=VALUE`` for a parameter the model does not have or a value that is not a number >= 0."""
+    for name, value in (overrides or {}).items():
+        if name not in spec.parameters:
+            raise InputError("--set", name, f"model {spec.id} has no such parameter; user-settable ones: "
+                             + ", ".join(n for n, p in spec.parameters.items() if p.user_settable))
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+            raise InputError(f"--set {name}", value, "a number >= 0 in the parameter's unit is required")
+
+
 def administrations(regimen: Regimen) -> list[Administration]:
     """Every dose given (repeats expanded), in time order; the regimen must be resolved (no per-kg)."""
     out = []
@@ -124,16 +135,20 @@ def time_grid(admins: list[Administration], until: float, fine: float = 0.1, coa
 
 def time_above(t: np.ndarray, c: np.ndarray, level: float) -> float:
     """Hours with c above ``level``, with linear interpolation inside each grid interval."""
-    a, b = c[:-1] - level, c[1:] - level
+    return float(time_above_batch(t, np.asarray(c, dtype=float)[None, :], level)[0])
+
+
+def time_above_batch(t: np.ndarray, c: np.ndarray, level: float) -> np.ndarray:
+    """Hours above ``level`` for each row of c (S, T), interpolating linearly inside grid intervals."""
     dt = np.diff(t)
-    both = (a > 0) & (b > 0)
-    cross = (a > 0) != (b > 0)
-    frac = np.zeros_like(dt)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        part = np.where(a > 0, a / (a - b), b / (b - a))
-    frac[both] = 1.0
-    frac[cross] = part[cross]
-    return float(np.sum(frac * dt))
+    above = c > level
+    hours = (above[:, :-1] & above[:, 1:]).astype(float) @ dt
+    rows, cols = np.nonzero(above[:, :-1] != above[:, 1:])
+    if len(rows):
+        a, b = c[rows, cols] - level, c[rows, cols + 1] - level
+        frac = np.where(a > 0, a / (a - b), b / (b - a))
+        np.add.at(hours, rows, frac * dt[cols])
+    return hours
 
 
 @dataclass
@@ -153,7 +168,8 @@ class PatientRun:
     clearance: float
 
 
-def _names(spec: ModelSpec) -> tuple[str, str | None, str | None]:
+def analyte_outputs(spec: ModelSpec) -> tuple[str, str | None, str | None]:
+    """Observable names of the parent in plasma, its metabolite (or None) and the effect site (or None)."""
     parent_form = "ketamine" if spec.drug == "racemic" else "s-ketamine"
     metabolite_form = "norketamine" if spec.drug == "racemic" else "s-norketamine"
     comps = {c.name for c in spec.compartments}
@@ -189,7 +205,7 @@ def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: floa
     layers = evaluate_layers(spec, built.params, {n: frame[n].to_numpy()[None] for n in names}, baseline_pain)
     for name, arr in layers.items():
         frame[name] = arr[0]
-    parent, metabolite, effect = _names(spec)
+    parent, metabolite, effect = analyte_outputs(spec)
     clearance = next(d.clearance_l_per_h for d in derived_quantities(built)
                      if d.analyte == spec.observables[parent].analyte)
     return PatientRun(frame, spec, built, resolved, patient, courses, parent, metabolite, effect,

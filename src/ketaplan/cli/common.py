@@ -130,5 +130,8 @@ def progress(total: int, description: str) -> Iterator[Callable[[str], None]]:
         yield step
     finally:
         timer.cancel()
-        bar.stop()
+        if timer.is_alive():
+            timer.join()
+        if bar.live.is_started:
+            bar.stop()
 

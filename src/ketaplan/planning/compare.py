@@ -18,7 +18,7 @@ from ketaplan.models.library import thresholds
 from ketaplan.models.thresholds import thresholds_for
 from ketaplan.predict import Patient, predict
 from ketaplan.regimen import DoseEvent, Regimen, normalise_route
-from ketaplan.simulation import _names, model_for, time_above
+from ketaplan.simulation import analyte_outputs, model_for, time_above
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def compare(routes: list[str], forms: list[str], dose_mg: float, basis: str, pat
 
     def curve(s: Scenario, dose: float, spec) -> tuple[np.ndarray, np.ndarray | None]:
         frame = predict(spec, scenario_regimen(s, dose, iv_over_h), patient, times)
-        parent, metabolite, _ = _names(spec)
+        parent, metabolite, _ = analyte_outputs(spec)
         return frame[parent].to_numpy(), (frame[metabolite].to_numpy() if metabolite else None)
 
     unit = {Scenario(f, r): np.trapezoid(curve(Scenario(f, r), 1.0, specs[f])[0], times) for f in forms for r in routes}

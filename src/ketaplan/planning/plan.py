@@ -20,7 +20,7 @@ from ketaplan.planning.safety import Finding, check_courses, check_levels, check
 from ketaplan.predict import Patient
 from ketaplan.regimen import Regimen
 from ketaplan.regimen_text import load_regimen
-from ketaplan.simulation import PatientRun, course_summary, model_for, relief_layer, run_patient
+from ketaplan.simulation import PatientRun, check_overrides, course_summary, model_for, relief_layer, run_patient
 
 
 class SimulationFrame(pd.DataFrame):
@@ -85,7 +85,7 @@ def simulate(
         raise InputError("baseline pain", baseline_pain, "an NRS score between 0 and 10")
     findings: list[Finding] = check_regimen(reg, pat.weight, force)
     spec = model_for(reg, model, pd_models, s_fraction)
-    _check_overrides(spec, overrides)
+    check_overrides(spec, overrides)
     run = run_patient(reg, pat, spec, until, dict(overrides or {}), baseline_pain)
     summary = course_summary(run, relief_threshold)
     routes = [{a.route for a in c.administrations} for c in run.courses]
@@ -105,15 +105,6 @@ def simulate(
 
 def _missing_weight() -> float:
     raise InputError("weight", None, "give the patient's body weight in kg (for example weight=80 or --weight 80)")
-
-
-def _check_overrides(spec: ModelSpec, overrides: Mapping[str, float] | None) -> None:
-    for name, value in (overrides or {}).items():
-        if name not in spec.parameters:
-            raise InputError("--set", name, f"model {spec.id} has no such parameter; user-settable ones: "
-                             + ", ".join(n for n, p in spec.parameters.items() if p.user_settable))
-        if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-            raise InputError(f"--set {name}", value, "a number >= 0 in the parameter's unit is required")
 
 
 def _relief_notes(spec: ModelSpec, threshold: float) -> list[str]:

@@ -17,6 +17,7 @@ import yaml
 
 from ketaplan.errors import InputError
 from ketaplan.regimen import Regimen
+from ketaplan.simulation import administrations, group_courses
 
 SEVERITIES = ("refused", "warning", "info")
 
@@ -199,3 +200,11 @@ def monitoring_schedule() -> tuple[list[str], str]:
     """Monitoring before, during and after a course, with its citation."""
     m = rules()["monitoring_schedule"]
     return list(m["items"]), _cite(m["source"])
+
+
+def check_plan(regimen: Regimen, weight_kg: float, force: bool = False) -> list[Finding]:
+    """Dose checks of a whole plan for one body weight, without simulating levels (rates, doses, courses)."""
+    findings = check_regimen(regimen, weight_kg, force)
+    courses = group_courses(administrations(regimen.resolve(weight_kg)))
+    findings += check_courses(regimen.drug, courses, [{a.route for a in c.administrations} for c in courses])
+    return sorted(findings, key=lambda f: ("refused", "warning", "info").index(f.severity))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ketaplan import __version__
 from ketaplan.models.describe import parameter_rows
@@ -71,11 +70,22 @@ def pump_context(plan: PumpPlan, level_note: str) -> dict:
             "level_note": level_note}
 
 
+def template_environment() -> Environment:
+    """Jinja environment over the report templates (HTML autoescaped)."""
+    return Environment(loader=PackageLoader("ketaplan.report", "templates"),
+                       autoescape=select_autoescape(["html", "j2"]))
+
+
+def model_context(spec) -> dict:
+    """The model section of a report: id, title, citations, caveats and parameters."""
+    return {"id": spec.id, "title": spec.title, "citations": [c.text for c in spec.citations],
+            "caveats": list(spec.caveats), "parameters": parameter_rows(spec.parameters)}
+
+
 def render_report(frame, path: str | Path, title: str, facts: list[tuple[str, str]], pump: dict | None = None,
                   callout: dict | None = None, extra_figures: list[tuple[str, str]] | None = None) -> None:
     """Write the report of a simulation (figures as inline SVG)."""
-    env = Environment(autoescape=select_autoescape(["html", "j2"]))
-    template = env.from_string((resources.files("ketaplan.report") / "templates" / "report.html.j2").read_text())
+    template = template_environment().get_template("report.html.j2")
     columns, rows = summary_table(frame)
     contra, guideline = contraindications()
     monitoring, _ = monitoring_schedule()
@@ -85,7 +95,6 @@ def render_report(frame, path: str | Path, title: str, facts: list[tuple[str, st
         title=title, disclaimer=DISCLAIMER, facts=facts, callout=callout, summary_columns=columns, summary_rows=rows,
         notes=frame.notes, findings=frame.findings, figures=figures, pump=pump, contraindications=contra,
         monitoring=monitoring, guideline=guideline, version=__version__,
-        model={"id": frame.spec.id, "title": frame.spec.title, "citations": [c.text for c in frame.spec.citations],
-               "caveats": list(frame.spec.caveats), "parameters": parameter_rows(frame.spec.parameters)},
+        model=model_context(frame.spec),
     )
     Path(path).write_text(html, encoding="utf-8")

@@ -1,0 +1,257 @@
+"""``ketaplan population`` and ``ketaplan search``: virtual populations and regimen search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, parse_settings, progress, write_atomically
+from ketaplan.cli.simulate_cmd import print_findings
+from ketaplan.errors import InputError
+from ketaplan.units import Kind, parse
+
+
+def parse_percentiles(text: str) -> tuple[float, ...]:
+    """'5,50,95' -> (5.0, 50.0, 95.0); one sentence on anything else."""
+    allowed = "comma-separated numbers between 0 and 100, e.g. 5,25,50,75,95"
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InputError("--percentiles", text, allowed) from None
+    if not values or any(not 0 <= v <= 100 for v in values):
+        raise InputError("--percentiles", text, allowed)
+    return tuple(sorted(set(values)))
+
+
+@guarded
+def population_command(
+    regimen: str = typer.Argument(..., help="Regimen text ('20 mg/h IV for 5 d every 11 weeks x 4') or YAML file."),
+    n: int = typer.Option(10_000, "--n", help="Number of virtual patients."),
+    seed: int = typer.Option(1, help="Random seed (same seed, same patients, whatever --workers or --chunk)."),
+    covariates: Path = typer.Option(None, help="CSV of patients (weight; optional age, sex, height), cycled to --n."),
+    workers: int = typer.Option(None, help="Run on a local Dask cluster with this many worker processes."),
+    scheduler: str = typer.Option(None, help="Run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786."),
+    model: str = typer.Option(None, help="PK model id (id:variant) or YAML file; default by drug form."),
+    percentiles: str = typer.Option("5,50,95", help="Percentiles of the bands, e.g. 5,25,50,75,95."),
+    relief_threshold: float = typer.Option(0.3, help="Relief (fraction of baseline pain) that counts as relief."),
+    window_fraction: float = typer.Option(0.8, help="Fraction of dosing time in the window that counts as target "
+                                                    "attained."),
+    until: str = typer.Option(None, help="Simulate until, e.g. '1 y' (default: 12 weeks after the last dose)."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a model parameter, e.g. --set F_TOPICAL=0.05."),
+    sample_at: str = typer.Option(None, help="Simulate observed levels (with residual error) at these times, e.g. "
+                                             "'1,24,120 h'; they go to --out."),
+    chunk: int = typer.Option(2000, help="Virtual patients per chunk (memory per worker; results do not change)."),
+    force: bool = typer.Option(False, help="Simulate doses that are refused as likely unit slips."),
+    out: Path = typer.Option(None, help="Per-patient summary table (.parquet or .csv), one row per virtual patient."),
+    bands: Path = typer.Option(None, help="Percentile bands over time (.csv or .parquet, long format)."),
+    report: Path = typer.Option(None, help="Self-contained HTML report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Simulate a virtual population: target attainment, psychotomimetic risk, relief, percentile bands."""
+    from ketaplan.planning.regimen_search import typical_weight
+    from ketaplan.planning.safety import check_plan
+    from ketaplan.population.api import simulate_population
+    from ketaplan.population.covariates import read_covariates
+    from ketaplan.population.search import split_values
+    from ketaplan.regimen_text import load_regimen
+
+    check_output(out, "--out", (".parquet", ".csv"))
+    check_output(bands, "--bands", (".parquet", ".csv"))
+    check_output(report, "--report", (".html",))
+    qs = parse_percentiles(percentiles)
+    reg = load_regimen(regimen)
+    table = read_covariates(covariates) if covariates is not None else None
+    weight = float(table["weight"].median()) if table is not None else typical_weight()
+    findings = check_plan(reg, weight, force)
+    horizon = parse(until, Kind.DURATION, "--until") if until else None
+    samples = [parse(x, Kind.DURATION, "--sample-at") for x in split_values(sample_at, "--sample-at")] \
+        if sample_at else []
+    n_chunks = -(-n // max(chunk, 1))
+    with progress(n_chunks, f"simulating {n:,} virtual patients") as step:
+        result = simulate_population(reg, n, seed=seed, model=model, covariates=table, percentiles=qs,
+                                     relief_threshold=relief_threshold, window_fraction=window_fraction, until=horizon,
+                                     overrides=parse_settings(set_), sample_times=samples, workers=workers,
+                                     scheduler=scheduler, chunk=chunk,
+                                     on_chunk=lambda done, total: step(f"chunk {done}/{total}"))
+    if out is not None:
+        write_table(result.subjects, out)
+    if bands is not None:
+        write_table(long_bands(result), bands)
+    source = f"covariates from {covariates}" if covariates is not None else "built-in adult neuropathic-pain population"
+    facts = [("Regimen", reg.label), ("Virtual patients", f"{n:,} ({source}), seed {seed}"),
+             ("Model", f"{result.pspec.spec.id}: {result.pspec.spec.title}"),
+             ("Dose checks", f"at the typical weight of {weight:.0f} kg")]
+    if report is not None:
+        from ketaplan.report.population_report import render_population_report
+
+        write_atomically(report, lambda p: render_population_report(result, p, facts, findings))
+    if as_json:
+        typer.echo(json.dumps({"regimen": reg.label, "summary": result.summary, "model": result.pspec.spec.id,
+                               "findings": [f.as_dict() for f in findings], "disclaimer": DISCLAIMER},
+                              indent=2, default=_json_value))
+        return
+    print_population(result, reg.label)
+    print_findings(findings, [f"dose checks at the typical weight of {weight:.0f} kg"])
+    console.print(f"Model: {result.pspec.spec.id} - {result.pspec.spec.title}", highlight=False)
+    console.print(DISCLAIMER)
+    for path in (out, bands, report):
+        if path is not None:
+            console.print(f"wrote {path}")
+
+
+def _json_value(v):
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return str(v)
+
+
+def write_table(frame, path: Path) -> None:
+    if path.suffix.lower() == ".parquet":
+        write_atomically(path, lambda p: frame.to_parquet(p, index=False))
+    else:
+        write_atomically(path, lambda p: frame.to_csv(p, index=False))
+
+
+def long_bands(result):
+    """All percentile bands in one long table: output, time_h, and one column per percentile."""
+    import pandas as pd
+
+    return pd.concat([b.assign(output=name).rename(columns={"time": "time_h"}) for name, b in result.bands.items()],
+                     ignore_index=True)[["output", "time_h", *[f"p{q:g}" for q in result.percentiles]]]
+
+
+def print_population(result, label: str) -> None:
+    from ketaplan.report.population_report import headline_facts, subject_quantile_rows
+
+    head = Table(title=f"{label} - {result.summary['n']:,} virtual patients", show_header=False)
+    head.add_column("", style="bold")
+    head.add_column("")
+    for k, v in headline_facts(result):
+        head.add_row(k, v)
+    console.print(head)
+    columns, rows = subject_quantile_rows(result)
+    spread = Table(title="Spread across virtual patients (relief rows: responders)")
+    for c in columns:
+        spread.add_column(c, justify="right")
+    for r in rows:
+        spread.add_row(*r)
+    console.print(spread)
+
+
+@guarded
+def search_command(
+    rates: str = typer.Option("10,15,20,25,30 mg/h", help="Candidate infusion rates, e.g. '10,15,20 mg/h' or "
+                                                          "'0.1,0.2,0.3 mg/kg/h'."),
+    durations: str = typer.Option("3,5,7 d", help="Candidate infusion durations."),
+    intervals: str = typer.Option("4,5,6,8,11 weeks", help="Candidate retreatment intervals (start to start)."),
+    courses: int = typer.Option(4, help="Courses per candidate plan."),
+    drug: str = typer.Option("racemic", help="racemic or s-ketamine."),
+    model: str = typer.Option(None, help="PK model id (id:variant) or YAML file; default by drug form."),
+    psychotomimetic_cap: float = typer.Option(0.10, help="Largest acceptable fraction of patients ever above the "
+                                                         "psychotomimetic threshold."),
+    maintained: float = typer.Option(0.25, help="Fraction of responders whose relief must stay above the threshold "
+                                               "until the next course."),
+    relief_threshold: float = typer.Option(0.3, help="Relief (fraction of baseline pain) that counts as relief."),
+    window_fraction: float = typer.Option(0.8, help="Fraction of dosing time in the window that counts as target "
+                                                    "attained."),
+    n: int = typer.Option(2000, "--n", help="Virtual patients per candidate (the same patients for every candidate)."),
+    seed: int = typer.Option(1, help="Random seed."),
+    show: int = typer.Option(15, help="Rows of the trade-off table to print (all go to --out)."),
+    out: Path = typer.Option(None, help="Full trade-off table (.csv or .parquet)."),
+    report: Path = typer.Option(None, help="Self-contained HTML report."),
+    allow_warnings: bool = typer.Option(False, help="Let candidates with dose warnings (e.g. liver window) be chosen."),
+    as_json: bool = typer.Option(False, "--json", help="Print the table and the chosen regimen as JSON."),
+) -> None:
+    """Find the IV rate, duration and interval with the best target attainment under a psychotomimetic cap."""
+    from ketaplan.planning.regimen_search import search_regimens, typical_weight
+    from ketaplan.planning.safety import check_plan
+    from ketaplan.regimen_text import load_regimen
+
+    check_output(out, "--out", (".csv", ".parquet"))
+    check_output(report, "--report", (".html",))
+    weight = typical_weight()
+    pairs = len(durations.split(",")) * len(intervals.split(","))
+    with progress(pairs, "searching") as step:
+        result = search_regimens(rates, durations, intervals, weight=weight, courses=courses, drug=drug, model=model,
+                                 psychotomimetic_cap=psychotomimetic_cap, maintained_fraction=maintained,
+                                 relief_threshold=relief_threshold, window_fraction=window_fraction, n=n, seed=seed,
+                                 allow_warnings=allow_warnings,
+                                 on_step=lambda done, total: step(f"duration x interval {done}/{total}"))
+    findings = check_plan(load_regimen(result.chosen_text), weight, force=True) if result.chosen is not None else []
+    if out is not None:
+        write_table(result.table, out)
+    facts = [("Candidates", f"{len(result.table)}: rates {rates}; durations {durations}; intervals {intervals}; "
+                            f"{courses} courses"),
+             ("Virtual patients", f"{n:,} per candidate (the same for all), seed {seed}"),
+             ("Constraints", f"psychotomimetic risk <= {psychotomimetic_cap:.0%}; relief kept until the next course "
+                             f"in >= {maintained:.0%} of responders (threshold {relief_threshold:.0%})")]
+    if report is not None:
+        from ketaplan.report.population_report import render_search_report
+        from ketaplan.simulation import model_for
+
+        spec = model_for(result.space.regimen(result.space.rates[0], result.space.durations_h[0],
+                                              result.space.intervals_h[0]), model)
+        write_atomically(report, lambda p: render_search_report(result, p, facts, spec))
+    if as_json:
+        table = result.table.replace({np.inf: None, np.nan: None})
+        typer.echo(json.dumps({"chosen": result.chosen_text, "table": table.to_dict(orient="records"),
+                               "findings": [f.as_dict() for f in findings], "disclaimer": DISCLAIMER},
+                              indent=2, default=_json_value))
+        return
+    print_tradeoffs(result, show)
+    if result.chosen is None:
+        console.print("[bold red]No candidate meets the constraints[/]: relax --psychotomimetic-cap or --maintained, "
+                      "or widen the grid.")
+    else:
+        console.print(f"Chosen regimen: [bold]{result.chosen_text}[/]", highlight=False)
+        print_findings(findings, [f"dose checks at the typical weight of {weight:.0f} kg"])
+    console.print(DISCLAIMER)
+    for path in (out, report):
+        if path is not None:
+            console.print(f"wrote {path}")
+    if result.chosen is None:
+        raise typer.Exit(code=1)
+
+
+TRADEOFF_LEGEND = ("PTA: probability of target attainment ± Monte Carlo standard error; psych: fraction ever above "
+                   "the psychotomimetic threshold; kept: responders whose relief lasts until the next course; "
+                   "relief d: median days of relief after course 1 (responders); Cmax: median ng/mL; warn: dose "
+                   "warnings (listed below); ok: meets every constraint.")
+
+
+def print_tradeoffs(result, show: int) -> None:
+    from rich import box
+
+    table = result.table
+    unit = table["rate_unit"].iloc[0]
+    t = Table(title=f"Trade-offs: {len(table)} candidates, best first", box=box.SIMPLE_HEAD, pad_edge=False)
+    for title in (unit, "days", "every wk", "PTA %", "psych", "kept", "relief d", "Cmax", "warn", "ok"):
+        t.add_column(title, justify="right", no_wrap=True)
+    warnings: list[str] = []
+    for _, row in table.head(show).iterrows():
+        codes = [c for c in row["dose_warnings"].split("; ") if c]
+        warnings += [c for c in codes if c not in warnings]
+        t.add_row(f"{row['rate']:g}", f"{row['duration_d']:g}", f"{row['interval_weeks']:g}",
+                  f"{100 * row['pta']:.1f}±{100 * row['pta_se']:.1f}", f"{row['psychotomimetic_risk']:.0%}",
+                  _cell(row.get("relief_maintained")), _days(row.get("relief_days_median")),
+                  f"{row['cmax_median_ng_ml']:.0f}", str(len(codes)) if codes else "",
+                  "yes" if row["feasible"] else "no")
+    console.print(t)
+    console.print(TRADEOFF_LEGEND, style="dim", highlight=False)
+    if warnings:
+        console.print("dose warnings: " + ", ".join(warnings) + " (see `ketaplan simulate` for the full text)",
+                      style="dim", highlight=False)
+
+
+def _cell(v) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:.0%}"
+
+
+def _days(v) -> str:
+    if v is None or np.isnan(v):
+        return "-"
+    return "beyond" if np.isinf(v) else f"{v:.1f}"

@@ -1,0 +1,1 @@
+"""Virtual populations: covariates, variability, streaming summaries, Dask, regimen search."""

@@ -1,0 +1,151 @@
+"""Per-subject summary metrics and histogram counts of one simulated slice of a population.
+
+Target attainment: at least ``window_fraction`` of the dosing time spent with plasma levels above the
+analgesic threshold and below the psychotomimetic one (thresholds from the model library, with sources).
+Relief (responders only; whether a virtual patient responds is a Bernoulli draw with the model's
+P_RESPONSE): days from the end of a course until predicted relief falls below the relief threshold,
+looked for until the next course starts (or the horizon); when it has not fallen by then the value is
+that lower bound and the ``..._censored`` flag is set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ketaplan.engine.pd import hill
+from ketaplan.models.thresholds import thresholds_for
+from ketaplan.population.covariates import STREAM_RESPONSE, block_uniforms
+from ketaplan.population.model_run import PopulationSpec, SliceValues
+from ketaplan.population.stream import Binning, add_counts
+from ketaplan.population.variability import add_residual_error
+from ketaplan.simulation import time_above_batch
+
+
+def trapezoid_weights(t: np.ndarray) -> np.ndarray:
+    """Weights w such that c @ w is the trapezoidal integral of c over t."""
+    dt = np.diff(t)
+    w = np.zeros_like(t)
+    w[:-1] += dt / 2
+    w[1:] += dt / 2
+    return w
+
+
+def relief_days(t: np.ndarray, relief: np.ndarray, end: float, until: float, threshold: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Days from ``end`` until relief falls below ``threshold`` after its peak, searched up to ``until``.
+
+    Returns the days and a censored flag: 0 days if relief does not reach the threshold between ``end``
+    and ``until``; (until - end) days and censored=True if it is still above the threshold at ``until``.
+    The crossing is interpolated linearly between grid times.
+    """
+    lo, hi = np.searchsorted(t, end), np.searchsorted(t, until, side="right")
+    window = relief[:, lo:hi]
+    if window.shape[1] == 0:
+        return np.zeros(len(relief)), np.zeros(len(relief), dtype=bool)
+    tw = t[lo:hi]
+    peak = np.argmax(window, axis=1)
+    below = (window < threshold) & (np.arange(window.shape[1])[None, :] > peak[:, None])
+    found = below.any(axis=1)
+    j = np.maximum(np.argmax(below, axis=1), 1)
+    rows = np.arange(len(window))
+    r0, r1 = window[rows, j - 1], window[rows, j]
+    frac = np.clip((r0 - threshold) / np.where(r0 > r1, r0 - r1, 1.0), 0.0, 1.0)
+    crossing = tw[j - 1] + frac * (tw[j] - tw[j - 1])
+    days = np.where(found, (crossing - end) / 24.0, (until - end) / 24.0)
+    never = window[rows, peak] < threshold
+    return np.where(never, 0.0, days), ~found & ~never
+
+
+def response_draws(pspec: PopulationSpec, start: int, stop: int) -> np.ndarray:
+    """Uniform numbers deciding who responds (same per subject whatever the chunking)."""
+    return block_uniforms(pspec.seed, STREAM_RESPONSE, start, stop, 1)[:, 0]
+
+
+def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0, with_counts: bool = True
+                    ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One row per subject and histogram counts (band times x bins) per output (empty without ``with_counts``).
+
+    ``scale`` multiplies every dose (the PK is linear): the regimen search uses it to evaluate several
+    rates from one simulation.
+    """
+    t = pspec.times
+    c = sv.output(sv.parent) * scale if scale != 1.0 else sv.output(sv.parent)
+    th = thresholds_for(pspec.spec.drug)
+    courses = pspec.courses
+    dosing_hours = sum(a.end - a.start for course in courses for a in course.administrations)
+    above_a = time_above_batch(t, c, th["analgesia"].value)
+    above_p = time_above_batch(t, c, th["psychotomimetic"].value)
+    stop = sv.start + len(c)
+    cov = sv.covariates
+    rows = pd.DataFrame({
+        "subject": np.arange(sv.start, stop), "weight": cov.weight, "age": cov.age, "sex": cov.sex,
+        "height": cov.height, "cmax_ng_ml": c.max(axis=1), "auc_ng_h_ml": c @ trapezoid_weights(t),
+        "hours_above_analgesia": above_a, "hours_above_psychotomimetic": above_p, "hours_in_window": above_a - above_p,
+    })
+    rows["target_attained"] = rows["hours_in_window"] >= pspec.window_fraction * max(dosing_hours, 1e-9)
+    rows["psychotomimetic"] = above_p > 0
+    band = pspec.band_index if with_counts else None
+    counts = {sv.parent: _counts(c, Binning.concentration(), band)}
+    for name in (sv.metabolite, sv.effect):
+        if name:
+            values = sv.output(name) * scale
+            counts[name] = _counts(values, Binning.concentration(), band)
+            if name == sv.metabolite:
+                rows["norketamine_cmax_ng_ml"] = values.max(axis=1)
+                rows["norketamine_auc_ng_h_ml"] = values @ trapezoid_weights(t)
+    _observation_columns(rows, pspec, sv, scale)
+    if sv.relief is not None:
+        relief = _relief(sv, scale)
+        rows["responder"] = response_draws(pspec, sv.start, stop) < _param(sv, sv.relief.p_response)[:, 0]
+        _relief_columns(rows, t, relief, courses, pspec.relief_threshold)
+        counts["relief"] = _counts(relief, Binning.fraction(), band)
+    return rows, {k: v for k, v in counts.items() if v is not None}
+
+
+def _observation_columns(rows: pd.DataFrame, pspec: PopulationSpec, sv: SliceValues, scale: float) -> None:
+    """Predicted and observed (with residual error) plasma levels at the sampling times."""
+    if not pspec.sample_times:
+        return
+    idx = np.searchsorted(pspec.times, pspec.sample_times)
+    for k, name in enumerate(n for n in (sv.parent, sv.metabolite) if n):
+        pred = sv.output(name)[:, idx] * scale
+        obs = add_residual_error(pspec.spec, name, pred, pspec.seed, sv.start, k)
+        for j, t in enumerate(pspec.sample_times):
+            rows[f"{name}_pred_{t:g}h"] = pred[:, j]
+            rows[f"{name}_obs_{t:g}h"] = obs[:, j]
+
+
+def _relief(sv: SliceValues, scale: float) -> np.ndarray:
+    layer = sv.relief
+    ce = sv.output(layer.input) * scale
+    return _param(sv, layer.emax) * hill(ce, _param(sv, layer.c50), _param(sv, layer.gamma))
+
+
+def _relief_columns(rows: pd.DataFrame, t: np.ndarray, relief: np.ndarray, courses, threshold: float) -> None:
+    end_index = min(int(np.searchsorted(t, courses[0].end)), len(t) - 1)  # the grid holds each dose's end
+    rows["relief_at_end"] = relief[:, end_index]
+    maintained = np.ones(len(rows), dtype=bool)
+    for k, course in enumerate(courses):
+        until = courses[k + 1].start if k + 1 < len(courses) else t[-1]
+        days, censored = relief_days(t, relief, course.end, max(until, course.end), threshold)
+        if k == 0:
+            rows["relief_days_first"] = days
+            rows["relief_first_censored"] = censored
+        if k + 1 < len(courses):
+            maintained &= censored
+    if len(courses) > 1:
+        rows["relief_maintained"] = maintained
+
+
+def _param(sv: SliceValues, ref) -> np.ndarray:
+    v = sv.built.params[ref] if isinstance(ref, str) else np.full(sv.built.n_subjects, float(ref))
+    return np.asarray(v, dtype=float).reshape(-1, 1)
+
+
+def _counts(values: np.ndarray, binning: Binning, index: np.ndarray | None) -> np.ndarray | None:
+    if index is None:
+        return None
+    counts = np.zeros((len(index), binning.n), dtype=np.int32)
+    add_counts(counts, values[:, index], binning)
+    return counts

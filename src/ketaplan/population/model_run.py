@@ -1,0 +1,189 @@
+"""What a worker needs to simulate any slice of a virtual population, and the simulation of one slice.
+
+The regimen may be per kg (with rate caps): outputs are then the sum of the absolute doses' outputs and
+weight x the outputs of the per-kg doses given at 1 kg (superposition; the PK is linear in dose), so a
+chunk of patients with different weights is solved in one batched call per capping pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from ketaplan.engine.build import BuiltModel, Covariates, build
+from ketaplan.engine.dosing import regimen_records
+from ketaplan.engine.exact import solve
+from ketaplan.engine.schedule import compile_schedule
+from ketaplan.errors import InputError
+from ketaplan.models.spec import LongLastingRelief, ModelSpec
+from ketaplan.population.covariates import covariates_from_table, sample_covariates
+from ketaplan.population.variability import sample_etas
+from ketaplan.regimen import Regimen
+from ketaplan.simulation import Course, administrations, analyte_outputs, group_courses, relief_layer
+
+GEOMETRIC_POINTS = 24
+"""Grid points after each dose's start and end, spaced geometrically from 1 minute to 12 hours."""
+BAND_POINTS = 300
+"""Percentile bands are kept at most at this many of the grid's time points (evenly spread)."""
+
+
+@dataclass(frozen=True)
+class PopulationSpec:
+    """Everything a worker needs to simulate any chunk of the population (picklable)."""
+
+    spec: ModelSpec
+    regimen: Regimen
+    n: int
+    seed: int
+    times: np.ndarray
+    relief_threshold: float = 0.3
+    window_fraction: float = 0.8
+    covariate_table: pd.DataFrame | None = None
+    overrides: dict = field(default_factory=dict)
+    sample_times: tuple[float, ...] = ()
+    """Times (h) at which observations with residual error are simulated (they are on the grid)."""
+
+    @property
+    def band_index(self) -> np.ndarray:
+        """Indices of the grid times at which percentile bands are kept."""
+        t = len(self.times)
+        return np.arange(t) if t <= BAND_POINTS else np.unique(np.linspace(0, t - 1, BAND_POINTS).round().astype(int))
+
+    @property
+    def courses(self) -> list[Course]:
+        """The regimen's courses (timing does not depend on weight)."""
+        return group_courses(administrations(_timing_regimen(self.regimen)))
+
+
+def _timing_regimen(regimen: Regimen) -> Regimen:
+    return regimen.resolve(70.0) if regimen.needs_weight else regimen
+
+
+def population_grid(regimen: Regimen, horizon: float, coarse: float = 24.0, extra: tuple[float, ...] = ()
+                    ) -> np.ndarray:
+    """Shared output times: geometrically spaced after each dose's start and end (1 min to 12 h), hourly (or
+    eight steps) during infusions, ``coarse`` h elsewhere, and the ``extra`` times.
+
+    Levels change fastest just after a dose starts or stops, so that is where the points are dense: times
+    above a threshold agree with a 1-minute grid to a few minutes per course.
+    """
+    offsets = np.concatenate([[0.0], np.geomspace(1 / 60, 12.0, GEOMETRIC_POINTS)])
+    pieces = [np.arange(0.0, horizon + 1e-9, coarse), np.asarray(extra, dtype=float)]
+    for a in administrations(_timing_regimen(regimen)):
+        hours = max(a.end - a.start, 0.0)
+        if hours > 0:
+            pieces.append(np.arange(a.start, a.end, min(1.0, hours / 8)))
+        pieces += [a.start + offsets, a.end + offsets]
+    grid = np.unique(np.concatenate(pieces))
+    return grid[(grid >= 0) & (grid <= horizon)]
+
+
+def make_spec(regimen: Regimen, spec: ModelSpec, n: int, seed: int = 1, horizon: float | None = None,
+              **kw) -> PopulationSpec:
+    """A population specification on the default grid (to 12 weeks after the last dose unless ``horizon``)."""
+    courses = group_courses(administrations(_timing_regimen(regimen)))
+    end = horizon if horizon is not None else courses[-1].end + 12 * 7 * 24.0
+    samples = tuple(float(t) for t in kw.get("sample_times", ()))
+    for t in samples:
+        if not 0 <= t <= end:
+            raise InputError("--sample-at", f"{t:g} h", f"sampling times must lie between 0 h and the horizon "
+                                                         f"({end:g} h)")
+    return PopulationSpec(spec, regimen, int(n), int(seed), population_grid(regimen, end, extra=samples), **kw)
+
+
+def covariates_of(pspec: PopulationSpec, start: int, stop: int) -> Covariates:
+    """The covariates subjects start..stop-1 get."""
+    if pspec.covariate_table is not None:
+        return covariates_from_table(pspec.covariate_table, start, stop)
+    return sample_covariates(pspec.seed, start, stop)
+
+
+@dataclass
+class SliceValues:
+    """Simulated outputs of subjects start..stop-1 on the population grid."""
+
+    start: int
+    covariates: Covariates
+    built: BuiltModel
+    names: list[str]
+    values: np.ndarray  # (S, T, len(names))
+    parent: str
+    metabolite: str | None
+    effect: str | None
+    relief: LongLastingRelief | None
+
+    def output(self, name: str) -> np.ndarray:
+        return self.values[:, :, self.names.index(name)]
+
+
+def simulate_slice(pspec: PopulationSpec, start: int, stop: int) -> SliceValues:
+    """Concentrations (parent, metabolite, effect site, relief site) of subjects start..stop-1."""
+    cov = covariates_of(pspec, start, stop)
+    built = build(pspec.spec, cov, sample_etas(pspec.spec, pspec.seed, start, stop), pspec.overrides)
+    parent, metabolite, effect = analyte_outputs(pspec.spec)
+    layer = relief_layer(pspec.spec)
+    names = list(dict.fromkeys(n for n in (parent, metabolite, effect, layer.input if layer else None) if n))
+    values = regimen_outputs(pspec.regimen, built, cov.weight, pspec.times, names)
+    return SliceValues(start, cov, built, names, values, parent, metabolite, effect, layer)
+
+
+def regimen_outputs(regimen: Regimen, built: BuiltModel, weights: np.ndarray, times: np.ndarray,
+                    names: list[str]) -> np.ndarray:
+    """Outputs (S, T, len(names)) of a possibly per-kg regimen, by superposition of absolute and per-kg doses."""
+    s = built.n_subjects
+    groups = split_per_kg(regimen, weights)
+    out = None if len(groups) == 1 else np.zeros((s, len(times), len(names)))
+    for members, absolute, per_kg in groups:
+        sub = _take(built, members) if len(members) != s else built
+        part = _solve(sub, absolute, times, names)
+        per_kg_part = _solve(sub, per_kg, times, names)
+        if per_kg_part is not None:
+            per_kg_part *= weights[members, None, None]
+            part = per_kg_part if part is None else part + per_kg_part
+        if part is None:
+            part = np.zeros((len(members), len(times), len(names)))
+        if out is None:
+            return part
+        out[members] = part
+    return out
+
+
+def split_per_kg(regimen: Regimen, weights: np.ndarray) -> list[tuple[np.ndarray, Regimen, Regimen]]:
+    """Groups of subjects with the same rate-capping pattern: (members, absolute events, per-kg events at 1 kg)."""
+    capped_events = [i for i, e in enumerate(regimen.events) if e.per_kg and e.max_rate is not None and e.rate > 0]
+    pattern = np.zeros((len(weights), len(capped_events)), dtype=bool)
+    for j, i in enumerate(capped_events):
+        e = regimen.events[i]
+        pattern[:, j] = e.rate * weights > e.max_rate
+    keys = np.unique(pattern, axis=0) if capped_events else [np.zeros(0, dtype=bool)]
+    groups = []
+    for key in keys:
+        members = np.flatnonzero((pattern == key).all(axis=1)) if capped_events else np.arange(len(weights))
+        capped = {capped_events[j] for j, on in enumerate(key) if on}
+        absolute, per_kg = [], []
+        for i, e in enumerate(regimen.events):
+            if not e.per_kg:
+                absolute.append(e)
+            elif i in capped:
+                hours = e.amount / e.rate
+                absolute.append(replace(e, rate=e.max_rate, amount=e.max_rate * hours, per_kg=False, max_rate=None))
+            else:
+                per_kg.append(replace(e, per_kg=False, max_rate=None))
+        groups.append((members, Regimen(tuple(absolute), drug=regimen.drug),
+                       Regimen(tuple(per_kg), drug=regimen.drug)))
+    return groups
+
+
+def _take(built: BuiltModel, idx: np.ndarray) -> BuiltModel:
+    params = {k: v[idx] for k, v in built.params.items()}
+    return BuiltModel(built.spec, built.structure, params, len(idx), built.route_parts)
+
+
+def _solve(built: BuiltModel, regimen: Regimen, times: np.ndarray, names: list[str]) -> np.ndarray | None:
+    if not regimen.events:
+        return None
+    records, parts = regimen_records(regimen, built.route_parts)
+    schedule = compile_schedule(records, built.modifiers(parts), built.structure.n_states)
+    return solve(built.rate_matrix(), schedule, times, built.readout(names))

@@ -1,0 +1,187 @@
+"""Run a virtual population in chunks, locally or on a Dask cluster, folding results as they arrive.
+
+Memory grows with the number of subjects (one summary row each), not subjects x time points: each
+chunk is simulated on the shared time grid, reduced to per-subject metrics and histogram counts for
+the percentile bands, and dropped. Subject i gets the same covariates, random effects and response
+whatever the chunk size or number of workers, and histogram counts add exactly, so results are identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ketaplan.errors import InputError
+from ketaplan.population.metrics import subject_metrics
+from ketaplan.population.model_run import PopulationSpec, simulate_slice
+from ketaplan.population.stream import Binning, percentiles_from_counts
+
+DEFAULT_PERCENTILES = (5.0, 50.0, 95.0)
+DEFAULT_CHUNK = 2000
+
+
+@dataclass
+class ChunkResult:
+    """Per-subject rows and histogram counts of one chunk."""
+
+    start: int
+    rows: pd.DataFrame
+    counts: dict[str, np.ndarray]
+
+
+def simulate_chunk(pspec: PopulationSpec, start: int, stop: int) -> ChunkResult:
+    """Simulate subjects start..stop-1 and reduce them to rows and histogram counts (runs on workers)."""
+    rows, counts = subject_metrics(pspec, simulate_slice(pspec, start, stop))
+    return ChunkResult(start, rows, counts)
+
+
+@dataclass
+class PopulationResult:
+    """Per-subject table, percentile bands over time and the population summary."""
+
+    subjects: pd.DataFrame
+    bands: dict[str, pd.DataFrame]
+    summary: dict
+    pspec: PopulationSpec
+    percentiles: tuple[float, ...]
+
+
+def chunk_ranges(n: int, chunk: int) -> list[tuple[int, int]]:
+    """Consecutive (start, stop) subject ranges of at most ``chunk`` subjects."""
+    return [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
+
+
+def check_percentiles(percentiles) -> tuple[float, ...]:
+    qs = tuple(float(q) for q in percentiles)
+    for q in qs:
+        if not 0 <= q <= 100:
+            raise InputError("--percentiles", f"{q:g}", "percentiles must be between 0 and 100")
+    if not qs:
+        raise InputError("--percentiles", "nothing", "give at least one percentile, e.g. 5,50,95")
+    return qs
+
+
+def run_population(pspec: PopulationSpec, chunk: int = DEFAULT_CHUNK, percentiles=DEFAULT_PERCENTILES,
+                   workers: int | None = None, scheduler: str | None = None,
+                   on_chunk: Callable[[int, int], None] | None = None) -> PopulationResult:
+    """Simulate the population locally (default), on a new LocalCluster (``workers``) or at ``scheduler``.
+
+    ``on_chunk(done, total)`` is called after each chunk (for progress bars).
+    """
+    if pspec.n < 1:
+        raise InputError("--n", pspec.n, "at least 1 virtual patient is needed")
+    if chunk < 1:
+        raise InputError("chunk", chunk, "must be at least 1 subject")
+    if workers is not None and scheduler is not None:
+        raise InputError("--workers/--scheduler", f"{workers} and {scheduler}", "give one of them, not both")
+    if workers is not None and workers < 1:
+        raise InputError("--workers", workers, "at least 1 worker")
+    qs = check_percentiles(percentiles)
+    ranges = chunk_ranges(pspec.n, chunk)
+    fold = _Fold()
+    if workers is None and scheduler is None:
+        for i, (a, b) in enumerate(ranges):
+            fold.add(simulate_chunk(pspec, a, b))
+            if on_chunk:
+                on_chunk(i + 1, len(ranges))
+    else:
+        _run_dask(pspec, ranges, workers, scheduler, on_chunk, fold)
+    return fold.result(pspec, qs)
+
+
+class _Fold:
+    """Running reduction of chunk results: summed counts, rows by start index."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, pd.DataFrame] = {}
+        self.counts: dict[str, np.ndarray] = {}
+
+    def add(self, r: ChunkResult) -> None:
+        self.rows[r.start] = r.rows
+        for name, c in r.counts.items():
+            if name in self.counts:
+                self.counts[name] += c
+            else:
+                self.counts[name] = c.astype(np.int64)
+
+    def result(self, pspec: PopulationSpec, qs: tuple[float, ...]) -> PopulationResult:
+        subjects = pd.concat([self.rows[k] for k in sorted(self.rows)], ignore_index=True)
+        bands = {name: bands_from_counts(total, pspec.times[pspec.band_index], qs,
+                                         Binning.fraction() if name == "relief" else Binning.concentration())
+                 for name, total in self.counts.items()}
+        return PopulationResult(subjects, bands, summarise(subjects, pspec), pspec, qs)
+
+
+def bands_from_counts(counts: np.ndarray, times: np.ndarray, qs: tuple[float, ...], binning: Binning) -> pd.DataFrame:
+    """A frame with a time column and one column per percentile (p5, p50, ...)."""
+    values = percentiles_from_counts(counts, binning, list(qs))
+    frame = pd.DataFrame({"time": times})
+    for j, q in enumerate(qs):
+        frame[f"p{q:g}"] = values[:, j]
+    return frame
+
+
+def _run_dask(pspec, ranges, workers, scheduler, on_chunk, fold: _Fold) -> None:
+    import dask
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        # Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive mmap threshold:
+        # every large temporary array is then mapped and unmapped again, halving the speed of this workload.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout="5s")
+        except OSError as exc:
+            raise InputError("--scheduler", scheduler, f"no Dask scheduler answered there ({exc})") from None
+    try:
+        shared = client.scatter(pspec, broadcast=True)
+        futures = [client.submit(simulate_chunk, shared, a, b, pure=False) for a, b in ranges]
+        for done, future in enumerate(as_completed(futures), start=1):
+            fold.add(future.result())
+            future.release()
+            if on_chunk:
+                on_chunk(done, len(ranges))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def summarise(subjects: pd.DataFrame, pspec: PopulationSpec) -> dict:
+    """Population summary: target attainment, psychotomimetic risk, responders, relief duration."""
+    out = {
+        "n": len(subjects),
+        "probability_of_target_attainment": float(subjects["target_attained"].mean()),
+        "psychotomimetic_risk": float(subjects["psychotomimetic"].mean()),
+        "window_fraction": pspec.window_fraction,
+        "cmax_ng_ml": quantiles(subjects["cmax_ng_ml"]),
+        "auc_ng_h_ml": quantiles(subjects["auc_ng_h_ml"]),
+        "hours_in_window": quantiles(subjects["hours_in_window"]),
+    }
+    if "norketamine_cmax_ng_ml" in subjects:
+        out["norketamine_cmax_ng_ml"] = quantiles(subjects["norketamine_cmax_ng_ml"])
+    if "responder" in subjects:
+        resp = subjects[subjects["responder"]]
+        out["responder_fraction"] = float(subjects["responder"].mean())
+        out["relief_threshold"] = pspec.relief_threshold
+        days = np.where(resp["relief_first_censored"], np.inf, resp["relief_days_first"])
+        out["relief_days_first_course_responders"] = quantiles(pd.Series(days))
+        if "relief_maintained" in subjects:
+            out["relief_maintained_responders"] = float(resp["relief_maintained"].mean()) if len(resp) else None
+    return out
+
+
+def quantiles(series: pd.Series, qs=(5, 50, 95)) -> dict:
+    """Sample percentiles (inverted CDF, so censored values held as +inf stay +inf); None if empty."""
+    v = series.to_numpy(dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return {f"p{q:g}": None for q in qs}
+    return {f"p{q:g}": float(x) for q, x in zip(qs, np.percentile(v, qs, method="inverted_cdf"), strict=True)}
