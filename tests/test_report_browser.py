@@ -101,3 +101,27 @@ def test_population_report_renders_offline_without_console_errors(tmp_path):
         assert page.locator("#quantiles th").nth(2).get_attribute("data-order") == "asc"
 
     assert _open_offline(sync_playwright, path, check) == ([], [])
+
+
+def test_fit_report_renders_offline_without_console_errors(tmp_path):
+    import pandas as pd
+
+    from ketaplan.individualize.api import fit_patient
+    from ketaplan.planning.next_course import follow_up
+    from ketaplan.predict import Patient
+    from ketaplan.report.fit_report import render_fit_report
+
+    sync_playwright = _browser_or_skip()
+    diary = pd.DataFrame({"time": [0.0, 24, 96, 200, 500, 900, 1300], "output": ["pain", "pain", "ketamine"] +
+                          ["pain"] * 4, "value": [7, 7, 160, 2, 3, 4, 6]})
+    f = fit_patient("20 mg/h IV for 5 d at 2 d", diary, Patient(80, 59, "male"))
+    path = tmp_path / "fit.html"
+    render_fit_report([f], [follow_up(f.estimate, f.model, target_relief_days=40)], path, None, 0.3, {})
+
+    def check(page):
+        _figure_drawn(page)
+        assert "Next course due" in page.locator(".forecast").inner_text()
+        page.locator("table.estimates th").nth(3).click()
+        assert page.locator("table.estimates th").nth(3).get_attribute("data-order") == "asc"
+
+    assert _open_offline(sync_playwright, path, check) == ([], [])

@@ -5,6 +5,7 @@ Decision support for clinicians and researchers, not a prescription.
 """
 
 from ketaplan.errors import InputError, UnitError
+from ketaplan.individualize.api import fit_dataset, fit_patient
 from ketaplan.models.compose import assemble
 from ketaplan.models.library import load_model
 from ketaplan.nonmem import simulate_dataset
@@ -23,6 +24,8 @@ __all__ = [
     "Regimen",
     "UnitError",
     "assemble",
+    "fit_dataset",
+    "fit_patient",
     "load_model",
     "load_regimen",
     "parse_regimen",

@@ -36,7 +36,7 @@ def simulate_dataset(data: pd.DataFrame, model: Mapping | str | Path) -> pd.Data
     structure = pm.structure()
     amounts = np.zeros((len(frame), n))
     constant, varying = [], []
-    prepared = [_prepare(ind, pm, params, mods) for ind in individuals]
+    prepared = [individual_schedule(ind, pm, mods) for ind in individuals]
     for ind, sched in zip(individuals, prepared, strict=True):
         same = all(np.all(params[k][ind.rows] == params[k][ind.rows[0]]) for k in structure.parameter_names())
         (constant if same else varying).append((ind, sched))
@@ -76,7 +76,8 @@ def _records(ind: Individual, pm: PredppModel) -> tuple[DoseRecords, np.ndarray]
     return records, idx
 
 
-def _prepare(ind, pm, params, mods) -> Schedule:
+def individual_schedule(ind: Individual, pm: PredppModel, mods: dict) -> Schedule:
+    """The compiled dose schedule of one individual, with the per-row dose modifiers ``mods``."""
     records, idx = _records(ind, pm)
     rows = ind.rows[idx]
     m = DoseModifiers.neutral(1, len(records))

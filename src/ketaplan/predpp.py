@@ -63,7 +63,7 @@ def _advans() -> dict[int, Advan]:
 
 ADVANS = _advans()
 _MODIFIER = re.compile(r"^(F|ALAG|R|D)(\d+)$")
-_RESERVED = {"advan", "trans", "scale", "parameters", "omega", "sigma", "name", "description"}
+_RESERVED = {"advan", "trans", "scale", "parameters", "omega", "sigma", "transform", "name", "description"}
 
 
 @dataclass(frozen=True)
@@ -175,11 +175,11 @@ def _build(advan: Advan, params: dict, items: dict) -> PredppModel:
         raise InputError(f"MODEL {unknown}", upper[unknown],
                          f"not a parameter of advan {advan.number} (expected {allowed}, Fn, ALAGn, Rn, Dn)")
     scale = _value("scale", items.get("scale", 1.0))
-    extra = {k: v for k, v in items.items() if k.lower() in ("omega", "sigma")}
+    extra = {k.lower(): v for k, v in items.items() if k.lower() in ("omega", "sigma", "transform")}
     return PredppModel(advan, canonical, uses_k, modifiers, scale, extra)
 
 
-def _resolve(source: float | str, data: pd.DataFrame, label: str) -> np.ndarray:
+def resolve_parameter(source: float | str, data: pd.DataFrame, label: str) -> np.ndarray:
     """Per-row values of a parameter: a constant, or a dataset column (case-insensitive)."""
     n = len(data)
     if isinstance(source, float):
@@ -197,7 +197,23 @@ def _resolve(source: float | str, data: pd.DataFrame, label: str) -> np.ndarray:
 
 def row_parameters(model: PredppModel, data: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per-row micro-constants (K, Kij, KA), the central volume ``VC`` and ``SCALE``."""
-    p = {name: _resolve(src, data, name) for name, src in model.parameters.items()}
+    out = micro_parameters(model, primary_parameters(model, data))
+    out["SCALE"] = resolve_parameter(model.scale, data, "scale")
+    for name, arr in out.items():
+        bad = np.flatnonzero((arr <= 0) if name in ("VC",) else (arr < 0))
+        if len(bad):
+            raise InputError(f"row {bad[0] + 1}, parameter {name}", float(arr[bad[0]]),
+                             "volumes must be > 0 and rate constants >= 0")
+    return out
+
+
+def primary_parameters(model: PredppModel, data: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-row values of the model's own parameters (CL, V2, Q, ... or K, K12, ...), as the file names them."""
+    return {name: resolve_parameter(src, data, name) for name, src in model.parameters.items()}
+
+
+def micro_parameters(model: PredppModel, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Micro-constants and ``VC`` from primary parameters (any common shape: rows, or subjects x rows)."""
     a = model.advan
     out: dict[str, np.ndarray] = {}
     vc_name = a.clearance_sets[1][0]
@@ -217,15 +233,9 @@ def row_parameters(model: PredppModel, data: pd.DataFrame) -> dict[str, np.ndarr
             out[f"K{i}{j}"] = q / vc
             out[f"K{j}{i}"] = q / v
     out["VC"] = vc
-    out["SCALE"] = _resolve(model.scale, data, "scale")
-    for name, arr in out.items():
-        bad = np.flatnonzero((arr <= 0) if name in ("VC",) else (arr < 0))
-        if len(bad):
-            raise InputError(f"row {bad[0] + 1}, parameter {name}", float(arr[bad[0]]),
-                             "volumes must be > 0 and rate constants >= 0")
     return out
 
 
 def row_modifiers(model: PredppModel, data: pd.DataFrame) -> dict[tuple[str, int], np.ndarray]:
     """Per-row dose modifiers F, ALAG, R, D for each compartment that has them."""
-    return {key: _resolve(src, data, f"{key[0]}{key[1]}") for key, src in model.modifiers.items()}
+    return {key: resolve_parameter(src, data, f"{key[0]}{key[1]}") for key, src in model.modifiers.items()}

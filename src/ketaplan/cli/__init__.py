@@ -9,7 +9,16 @@ import sys
 
 import typer
 
-from ketaplan.cli import case_cmd, compare_cmd, dataset_cmd, models_cmd, population_cmd, pump_cmd, simulate_cmd
+from ketaplan.cli import (
+    case_cmd,
+    compare_cmd,
+    dataset_cmd,
+    fit_cmd,
+    models_cmd,
+    population_cmd,
+    pump_cmd,
+    simulate_cmd,
+)
 from ketaplan.cli.common import join_quantity_arguments
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -20,6 +29,7 @@ app.command("pump")(pump_cmd.pump_command)
 app.command("case-report")(case_cmd.case_report_command)
 app.command("compare")(compare_cmd.compare_command)
 app.command("simulate-dataset")(dataset_cmd.simulate_dataset_command)
+app.command("fit")(fit_cmd.fit_command)
 app.command("population")(population_cmd.population_command)
 app.command("search")(population_cmd.search_command)
 app.add_typer(models_cmd.models_app, name="models")

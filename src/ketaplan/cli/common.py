@@ -25,7 +25,7 @@ DISCLAIMER = ("Decision support for clinicians and researchers, not a prescripti
               "named model and publication.")
 
 QUANTITY_OPTIONS = ("--concentration", "--syringe", "--bag", "--pump-increment", "--until", "--max-hang", "--dose",
-                    "--iv-over", "--hours")
+                    "--iv-over", "--hours", "--target-level", "--target-relief")
 _BARE_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
 _UNIT_WORD = re.compile(r"^[a-zA-Zµμ%][\w/µμ%.*()^-]*$")
 

@@ -182,11 +182,24 @@ def _to_internal(name: str, unit: str, value: np.ndarray, weight: np.ndarray) ->
     return np.asarray(q.to(target).magnitude if target else q.to("").magnitude, dtype=float)
 
 
+def internal_unit(unit: str) -> str:
+    """The unit a parameter given in ``unit`` has inside the engine (per-kg units become absolute)."""
+    q = Q_(1.0, _prepare(unit))
+    if "[body_weight]" in str(q.dimensionality):
+        q = q * Q_(1.0, "kgbw")
+    dim = str(q.dimensionality)
+    return _INTERNAL.get(dim, unit) or "1"
+
+
 def build(spec: ModelSpec, covariates: Covariates, etas: Mapping[str, np.ndarray] | None = None,
           overrides: Mapping[str, float] | None = None) -> BuiltModel:
     """Structure, parameters and route mapping of ``spec`` for the given patients."""
-    params = parameter_values(spec, covariates, etas, overrides)
-    n = len(covariates)
+    return build_from_parameters(spec, parameter_values(spec, covariates, etas, overrides), len(covariates))
+
+
+def build_from_parameters(spec: ModelSpec, parameters: Mapping[str, np.ndarray], n: int) -> BuiltModel:
+    """Like :func:`build`, from individual parameter values (S,) already in internal units."""
+    params = dict(parameters)
     comps = {c.name: c for c in spec.compartments}
     transfers = []
     for i, f in enumerate(spec.flows):

@@ -316,6 +316,10 @@ class LongLastingRelief(Strict):
     emax: str | float = 1.0
     p_response: str
     p_placebo: str | None = None
+    baseline: str | None = None
+    """Parameter: the patient's pain score (NRS 0-10) without treatment, when pain scores are fitted."""
+    score_sd: str | None = None
+    """Parameter: SD of a pain score around its prediction (NRS points; interval-censored normal likelihood)."""
     description: str | None = None
 
 
@@ -439,7 +443,8 @@ def _check_pd(layer, observables, params) -> None:
     elif isinstance(layer, LinearAdditive):
         inputs, refs = [t[0] for t in layer.terms], [t[1] for t in layer.terms]
     else:
-        inputs, refs = [layer.input], [layer.c50, layer.gamma, layer.emax, layer.p_response, layer.p_placebo]
+        inputs, refs = [layer.input], [layer.c50, layer.gamma, layer.emax, layer.p_response, layer.p_placebo,
+                                       layer.baseline, layer.score_sd]
     for i in inputs:
         if i not in observables:
             raise ValueError(f"pd layer {layer.name} reads unknown observable {i!r}")

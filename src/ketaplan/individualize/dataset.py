@@ -1,0 +1,134 @@
+"""From a NONMEM-style dataset to one estimation problem per individual.
+
+Columns (case-insensitive): the standard ID, TIME (h), AMT (mg), RATE, DUR, EVID, CMT, II, ADDL, SS,
+MDV, DV; ``DVID`` 1 = plasma parent drug (ng/mL), 2 = plasma metabolite (ng/mL), 3 = pain score (NRS
+0-10); ``BLQ`` 1 for a level below the limit of quantification, with ``LLOQ`` (or DV) the limit; for
+library models ``WT`` (kg, required), ``AGE``, ``SEX`` (male/female), ``HT`` (cm) and ``ROUTE`` (iv,
+oral, intranasal, sublingual, im, rectal, topical; default iv).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ketaplan.errors import InputError
+from ketaplan.individualize.observations import PAIN, Observations
+from ketaplan.individualize.predpp_problem import individual_observations, predpp_problem
+from ketaplan.individualize.problem import Problem, SpecModel, spec_problem
+from ketaplan.models.library import load_model
+from ketaplan.models.spec import ModelSpec
+from ketaplan.nmdata import Individual, numeric_column, split_individuals
+from ketaplan.predict import Patient
+from ketaplan.predpp import load_model as load_predpp
+from ketaplan.regimen import ROUTES, DoseEvent, Regimen
+from ketaplan.simulation import analyte_outputs, model_for
+
+DVID_OUTPUTS = {1: "parent", 2: "metabolite", 3: PAIN}
+
+
+@dataclass
+class FitCase:
+    """One individual's estimation problem; ``model`` is set for library models (forecasts need it)."""
+
+    label: str
+    id: object
+    problem: Problem
+    model: SpecModel | None
+    patient: Patient | None
+
+
+def is_predpp_file(model: str | Path) -> bool:
+    """True for a PREDPP model file (it names an ``advan``)."""
+    path = Path(str(model))
+    if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
+        return False
+    raw = yaml.safe_load(path.read_text())
+    return isinstance(raw, dict) and any(str(k).lower() == "advan" for k in raw)
+
+
+def fit_cases(data: pd.DataFrame, model: str | Path | ModelSpec) -> list[FitCase]:
+    """One :class:`FitCase` per individual of ``data``; raises InputError naming the first bad row."""
+    individuals = split_individuals(data)
+    if not isinstance(model, ModelSpec) and is_predpp_file(model):
+        pm = load_predpp(model)
+        return [FitCase(f"ID {ind.id}", ind.id, predpp_problem(pm, data, ind), None, None) for ind in individuals]
+    pk = load_model(model) if not isinstance(model, ModelSpec) else model
+    cases = []
+    for ind in individuals:
+        patient = _patient(data, ind)
+        regimen = _regimen(data, ind, pk.drug)
+        spec = model_for(regimen, model if isinstance(model, ModelSpec) else str(model))
+        obs = _observations(data, ind, spec)
+        problem, sm = spec_problem(spec, regimen, patient.covariates(), obs, label=f"ID {ind.id}")
+        cases.append(FitCase(f"ID {ind.id}", ind.id, problem, sm, patient))
+    return cases
+
+
+def _column(data: pd.DataFrame, name: str) -> str | None:
+    return next((c for c in data.columns if str(c).strip().upper() == name), None)
+
+
+def _patient(data: pd.DataFrame, ind: Individual) -> Patient:
+    first = ind.rows[0]
+    wt = _column(data, "WT") or _column(data, "WEIGHT")
+    if wt is None:
+        raise InputError("DATA columns", list(map(str, data.columns)), "a WT column (body weight, kg) is needed "
+                         "for library models")
+    weight = numeric_column(data, wt, "WT")[first]
+    age = numeric_column(data, c, "AGE")[first] if (c := _column(data, "AGE")) else None
+    height = numeric_column(data, c, "HT")[first] if (c := _column(data, "HT")) else None
+    sex = None
+    if (c := _column(data, "SEX")) is not None:
+        text = str(data[c].iloc[first]).strip().lower()
+        sex = {"m": "male", "male": "male", "f": "female", "female": "female"}.get(text)
+        if sex is None and text not in ("", ".", "nan"):
+            raise InputError(f"row {first + 1}, column SEX", text, "male or female (M/F)")
+    age = None if age is None or not np.isfinite(age) else float(age)
+    height = None if height is None or not np.isfinite(height) else float(height)
+    try:
+        return Patient(float(weight), age, sex, height)
+    except InputError as exc:
+        raise InputError(f"row {first + 1}, {exc.field}", exc.value, exc.allowed) from None
+
+
+def _regimen(data: pd.DataFrame, ind: Individual, drug: str) -> Regimen:
+    route_col = _column(data, "ROUTE")
+    events = []
+    for k in range(ind.n_records):
+        evid = int(ind.evid[k])
+        if evid not in (1, 3, 4):
+            continue
+        route = "iv"
+        if route_col is not None:
+            route = str(data[route_col].iloc[ind.rows[k]]).strip().lower() or "iv"
+            if route not in ROUTES:
+                raise InputError(f"row {ind.rows[k] + 1}, column ROUTE", route, f"one of {', '.join(ROUTES)}")
+        try:
+            events.append(DoseEvent(time=float(ind.time[k]), amount=float(ind.amt[k]), route=route,
+                                    rate=float(max(ind.rate[k], 0.0)), duration=float(ind.dur[k]),
+                                    ii=float(ind.ii[k]), addl=int(ind.addl[k]), ss=int(ind.ss[k]), evid=evid))
+        except InputError as exc:
+            raise InputError(f"row {ind.rows[k] + 1}, {exc.field}", exc.value, exc.allowed) from None
+    return Regimen(tuple(events), drug=drug)
+
+
+def _observations(data: pd.DataFrame, ind: Individual, spec: ModelSpec) -> Observations:
+    obs, positions = individual_observations(data, ind)
+    dvid_col = _column(data, "DVID")
+    dvid = numeric_column(data, dvid_col, "DVID")[ind.rows[positions]] if dvid_col else np.ones(len(positions))
+    parent, metabolite, _ = analyte_outputs(spec)
+    names = {"parent": parent, "metabolite": metabolite, PAIN: PAIN}
+    outputs = []
+    for i, d in enumerate(dvid):
+        kind = DVID_OUTPUTS.get(int(d)) if np.isfinite(d) else None
+        if kind is None or names[kind] is None:
+            allowed = "1 (parent level), 2 (metabolite level) or 3 (pain score)"
+            raise InputError(f"row {obs.row[i] + 1}, column DVID", d, allowed if kind is None
+                             else f"{allowed}; model {spec.id} has no metabolite")
+        outputs.append(names[kind])
+    return Observations(obs.time, np.asarray(outputs, dtype=object), obs.value, obs.blq, obs.lloq, obs.row)

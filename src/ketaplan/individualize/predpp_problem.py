@@ -1,0 +1,169 @@
+"""Estimation problems from a PREDPP model file extended with ``omega`` and ``sigma``.
+
+So that individual estimates can be checked against NONMEM's conditional (POSTHOC / FOCE-I)
+estimates for the same model and data::
+
+    advan: 3
+    CL: 5            # typical values: numbers or dataset columns
+    V1: 20
+    Q: 2
+    V2: 40
+    omega:           # variances of log-normal random effects: P_i = TV_i x exp(ETA_i), in this order
+      CL: 0.09
+      V1: 0.04
+      CL~V1: 0.012   # an optional covariance
+    sigma:           # residual variances: Y = IPRED (1 + EPS1) + EPS2
+      proportional: 0.01
+      additive: 0.25
+
+ETA1, ETA2, ... follow the order of the variances in ``omega``. With ``transform: log`` the dataset's
+DV are natural logs of the levels and Y = log(IPRED) + EPS1 (log-transform-both-sides; give only an
+additive variance); a BLQ limit is then a log too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ketaplan.engine.exact import solve
+from ketaplan.engine.schedule import Schedule
+from ketaplan.errors import InputError
+from ketaplan.individualize.likelihood import ResidualModel
+from ketaplan.individualize.observations import Observations, check_observations
+from ketaplan.individualize.problem import Problem
+from ketaplan.nmdata import Individual, column_map, numeric_column
+from ketaplan.nonmem import individual_schedule
+from ketaplan.predpp import PredppModel, micro_parameters, primary_parameters, resolve_parameter, row_modifiers
+
+OUTPUT = "IPRED"
+
+
+def parse_omega(model: PredppModel) -> tuple[tuple[str, ...], np.ndarray]:
+    """Names (in ETA order) and the covariance matrix of the random effects of a model file."""
+    raw = model.extra.get("omega")
+    if not isinstance(raw, dict) or not raw:
+        raise InputError("MODEL omega", raw, "give variances of the random effects, e.g. omega: {CL: 0.09, V1: 0.04}")
+    known = {k.upper(): k for k in model.parameters}
+    names: list[str] = []
+    pairs: dict[tuple[str, str], float] = {}
+    for key, value in raw.items():
+        key = str(key).replace(" ", "")
+        parts = key.replace(",", "~").split("~")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InputError(f"MODEL omega {key}", value, "a number (a variance or covariance)")
+        for p in parts:
+            if p.upper() not in known:
+                raise InputError(f"MODEL omega {key}", p, f"random effects go on the model's parameters: "
+                                 f"{', '.join(model.parameters)}")
+        if len(parts) == 1:
+            name = known[parts[0].upper()]
+            if value <= 0:
+                raise InputError(f"MODEL omega {key}", value, "a variance must be > 0")
+            names.append(name)
+            pairs[(name, name)] = float(value)
+        elif len(parts) == 2:
+            a, b = known[parts[0].upper()], known[parts[1].upper()]
+            pairs[(a, b)] = pairs[(b, a)] = float(value)
+        else:
+            raise InputError(f"MODEL omega {key}", value, "a covariance names two parameters, e.g. CL~V1")
+    omega = np.zeros((len(names), len(names)))
+    for (a, b), v in pairs.items():
+        if a not in names or b not in names:
+            raise InputError("MODEL omega", f"{a}~{b}", "a covariance needs the variances of both parameters")
+        omega[names.index(a), names.index(b)] = v
+    if np.any(np.linalg.eigvalsh(omega) <= 0):
+        raise InputError("MODEL omega", raw, "the covariance matrix must be positive definite")
+    return tuple(names), omega
+
+
+def parse_sigma(model: PredppModel) -> tuple[float, float]:
+    """Proportional and additive residual SDs from the variances in ``sigma``."""
+    raw = model.extra.get("sigma")
+    if not isinstance(raw, dict) or not raw:
+        raise InputError("MODEL sigma", raw, "give residual variances, e.g. sigma: {proportional: 0.01, "
+                         "additive: 0.25}")
+    unknown = set(map(str, raw)) - {"proportional", "additive"}
+    if unknown:
+        raise InputError("MODEL sigma", sorted(unknown)[0], "allowed items are proportional and additive")
+    prop, add = float(raw.get("proportional", 0.0)), float(raw.get("additive", 0.0))
+    if prop < 0 or add < 0 or prop + add == 0:
+        raise InputError("MODEL sigma", raw, "variances must be >= 0 and not both 0")
+    return float(np.sqrt(prop)), float(np.sqrt(add))
+
+
+def individual_observations(data: pd.DataFrame, ind: Individual) -> tuple[Observations, np.ndarray]:
+    """Observation records (EVID 0, MDV 0) of one individual and their positions among its records."""
+    cols = column_map(data)
+    rows = ind.rows
+    mdv = numeric_column(data, cols["MDV"])[rows] if "MDV" in cols else np.zeros(len(rows))
+    dv = numeric_column(data, cols["DV"])[rows] if "DV" in cols else np.full(len(rows), np.nan)
+    blq = numeric_column(data, cols["BLQ"])[rows] if "BLQ" in cols else np.zeros(len(rows))
+    lloq = numeric_column(data, cols["LLOQ"])[rows] if "LLOQ" in cols else np.full(len(rows), np.nan)
+    is_blq = np.nan_to_num(blq) == 1
+    keep = (ind.evid == 0) & ((np.nan_to_num(mdv) == 0) | is_blq)
+    lloq = np.where(is_blq & ~np.isfinite(lloq), dv, lloq)
+    pos = np.flatnonzero(keep)
+    return Observations.of(ind.time[pos], np.full(len(pos), "", dtype=object), dv[pos], is_blq[pos], lloq[pos],
+                           rows[pos]), pos
+
+
+def predpp_problem(model: PredppModel, data: pd.DataFrame, ind: Individual) -> Problem:
+    """The estimation problem of one individual of a NONMEM dataset under a PREDPP model with omega/sigma."""
+    names, omega = parse_omega(model)
+    prop, add = parse_sigma(model)
+    sub = data.iloc[ind.rows].reset_index(drop=True)
+    primary = primary_parameters(model, sub)
+    for name, values in primary.items():
+        if not np.all(values == values[0]):
+            raise InputError(f"ID {ind.id}, parameter {name}", "changes between records",
+                             "fitting needs parameters that are constant within an individual")
+    schedule = individual_schedule(ind, model, row_modifiers(model, data))
+    obs, positions = individual_observations(data, ind)
+    obs = Observations(obs.time, np.full(len(obs), OUTPUT, dtype=object), obs.value, obs.blq, obs.lloq, obs.row)
+    doses = np.flatnonzero(np.isin(ind.evid, [1, 4]) & (ind.amt > 0))
+    log_scale = _log_transform(model)
+    if log_scale and prop > 0:
+        raise InputError("MODEL sigma proportional", prop**2, "with transform: log give only an additive variance "
+                         "(on the log scale)")
+    check_observations(obs, float(ind.time[doses].min()) if len(doses) else None, {OUTPUT}, log_scale=log_scale)
+    typical = np.array([float(primary[n][0]) for n in names])
+    base = {k: float(v[0]) for k, v in primary.items()}
+    scale = float(resolve_parameter(model.scale, sub, "scale")[0])
+    central = model.advan.central
+    structure = model.structure()
+    times = ind.time[positions]
+
+    def predict(etas: np.ndarray) -> np.ndarray:
+        s = len(etas)
+        p = {k: np.full(s, v) for k, v in base.items()}
+        for j, name in enumerate(names):
+            p[name] = p[name] * np.exp(etas[:, j])
+        micro = micro_parameters(model, p)
+        k = structure.rate_matrix({n: micro[n] for n in structure.parameter_names()})
+        readout = np.zeros((s, 1, model.n_states))
+        readout[:, 0, central] = scale / micro["VC"]
+        out = solve(k, repeat_schedule(schedule, s), times, readout, positions[None, :].repeat(s, axis=0))[:, :, 0]
+        if log_scale:
+            with np.errstate(divide="ignore"):
+                return np.log(np.maximum(out, 0.0))
+        return out
+
+    residual = ResidualModel(np.full(len(obs), prop), np.full(len(obs), add), np.ones(len(obs)))
+    return Problem(names, omega, typical, tuple("" for _ in names), obs, residual, predict, f"ID {ind.id}")
+
+
+def _log_transform(model: PredppModel) -> bool:
+    value = model.extra.get("transform")
+    if value is None:
+        return False
+    if str(value).lower() not in ("log", "ltbs"):
+        raise InputError("MODEL transform", value, "the only transform is log (DV = log of the level)")
+    return True
+
+
+def repeat_schedule(schedule: Schedule, s: int) -> Schedule:
+    """The schedule of one subject repeated for s parameter sets."""
+    fields = {name: np.repeat(getattr(schedule, name), s, axis=0) for name in schedule.__dataclass_fields__
+              if name != "n_states"}
+    return Schedule(**fields, n_states=schedule.n_states)
