@@ -222,3 +222,20 @@ def test_population_shrinkage_over_several_patients():
     shrink = population_shrinkage(fits)
     assert shrink["k10"] < 0.3 and shrink["RELIEF_C50"] > 0.9
     assert [f.case.id for f in fits] == ["1", "2", "3", "4"]
+
+
+def test_data_from_several_courses_are_fitted_together_and_the_forecast_follows_the_last():
+    """Two courses eleven weeks apart, levels from both and the diary in between: one estimate from all."""
+    regimen = "20 mg/h IV for 5 d every 11 weeks x 2"
+    second = 11 * 168.0
+    data = pd.DataFrame({
+        "time": [0.0, 48, 110, 288, 792, 1296, 1700, second + 48, second + 110, second + 400],
+        "output": ["pain", "ketamine", "ketamine", "pain", "pain", "pain", "pain", "ketamine", "ketamine", "pain"],
+        "value": [7, 150, 165, 2, 3, 4, 6, 155, 170, 2]})
+    f = fit_patient(regimen, data, Patient(80, 59, "male"))
+    only_first = fit_patient(regimen, data[data["time"] < second], Patient(80, 59, "male"))
+    k10 = f.estimate.problem.eta_names.index("k10")
+    assert f.estimate.sd[k10] < only_first.estimate.sd[k10]  # levels of both courses inform clearance
+    nc = next_course(f.estimate, f.model)
+    assert nc.last_course_end_h == pytest.approx(second + 120.0)
+    assert nc.due_h[1] > second + 120.0
