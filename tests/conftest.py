@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,127 @@ def invoke_cli(*args):
     from ketaplan.cli import app
 
     return CliRunner().invoke(app, list(args))
+
+
+POSTGRES_ENV = "KETAPLAN_TEST_POSTGRES"
+
+
+def postgres_url_or_skip() -> str:
+    """The test PostgreSQL URL; a loud skip when it is missing (a failure when CI requires it)."""
+    import os
+    import warnings
+
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return url
+    reason = f"no PostgreSQL server for the store tests (set {POSTGRES_ENV}; .ci/run starts one)"
+    if os.environ.get("KETAPLAN_REQUIRE_POSTGRES"):
+        pytest.fail(reason)
+    warnings.warn(f"SKIPPING PostgreSQL tests: {reason}", stacklevel=2)
+    pytest.skip(f"SKIPPED LOUDLY: {reason}")
+
+
+def fresh_engine(kind: str, tmp_path):
+    """An engine on an empty, migrated clinic database of the given kind ('sqlite' or 'postgresql')."""
+    from sqlalchemy import inspect
+
+    from ketaplan.course.db import downgrade, make_engine, upgrade
+
+    if kind == "sqlite":
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(f"sqlite:///{tmp_path / 'clinic.db'}")
+    else:
+        engine = make_engine(postgres_url_or_skip())
+        if "alembic_version" in inspect(engine).get_table_names():
+            downgrade(engine, "base")
+    upgrade(engine)
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def clinic_engine(request, tmp_path):
+    engine = fresh_engine(request.param, tmp_path)
+    yield engine
+    engine.dispose()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """``ketaplan serve`` in a subprocess on a free loopback port."""
+
+    def __init__(self, db_url: str, log_path) -> None:
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", "ketaplan.cli", "serve", "--db", db_url, "--port",
+                                      str(self.port)], stdout=self._log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        import time
+
+        import httpx
+
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {Path(self.log_path).read_text()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def kill(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.kill()
+        self._log.close()
+
+
+def seed_clinic(engine, admin_password: str = "admin-password-1", clinician_password: str = "clinic-password-1"):
+    """An admin 'admin', a clinician 'dr.a' and a clinician 'dr.b'."""
+    from ketaplan.course.db import transaction
+    from ketaplan.course.users import add_user
+
+    with transaction(engine) as s:
+        admin = add_user(s, None, "admin", admin_password, "admin")
+        add_user(s, admin, "dr.a", clinician_password, "clinician")
+        add_user(s, admin, "dr.b", clinician_password, "clinician")
+
+
+def login(client, base: str, username: str, password: str):
+    """Log an httpx client in through the real form (with its CSRF token); returns the response."""
+    import re
+
+    page = client.get(base + "/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return client.post(base + "/login", data={"username": username, "password": password, "csrf_token": token},
+                       follow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)

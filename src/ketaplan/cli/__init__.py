@@ -11,12 +11,14 @@ import typer
 
 from ketaplan.cli import (
     case_cmd,
+    clinic_cmd,
     compare_cmd,
     dataset_cmd,
     fit_cmd,
     models_cmd,
     population_cmd,
     pump_cmd,
+    serve_cmd,
     simulate_cmd,
 )
 from ketaplan.cli.common import join_quantity_arguments
@@ -30,9 +32,11 @@ app.command("case-report")(case_cmd.case_report_command)
 app.command("compare")(compare_cmd.compare_command)
 app.command("simulate-dataset")(dataset_cmd.simulate_dataset_command)
 app.command("fit")(fit_cmd.fit_command)
+app.command("serve")(serve_cmd.serve_command)
 app.command("population")(population_cmd.population_command)
 app.command("search")(population_cmd.search_command)
 app.add_typer(models_cmd.models_app, name="models")
+app.add_typer(clinic_cmd.clinic_app, name="clinic")
 
 
 def main() -> None:

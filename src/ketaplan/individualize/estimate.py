@@ -90,6 +90,12 @@ class Estimate:
         })
 
 
+def prior_estimate(problem: Problem) -> Estimate:
+    """The population prior as an estimate (eta 0, covariance omega): what is known before any measurement."""
+    return Estimate(problem, np.zeros(problem.k), problem.omega.copy(), 0.0, True, 0, 0,
+                    ["Nothing measured yet: this is the population forecast for this regimen."])
+
+
 def fit(problem: Problem, start: np.ndarray | None = None) -> Estimate:
     """The MAP estimate of ``problem`` with its Laplace covariance and plain warnings."""
     k = problem.k

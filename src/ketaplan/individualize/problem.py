@@ -163,3 +163,17 @@ def _residual(spec: ModelSpec, model: SpecModel, obs: Observations) -> ResidualM
                              "be fitted with it")
         prop[i], add[i] = err.proportional, err.additive
     return ResidualModel(prop, add, score)
+
+
+def prior_problem(model: SpecModel) -> Problem:
+    """A problem without measurements (the population prior of ``model``'s random effects), for forecasts
+    of a patient with nothing measured yet."""
+    names = model.eta_names
+    full = tuple(eta_parameters(model.spec))
+    omega = omega_matrix(model.spec)
+    idx = [full.index(n) for n in names]
+    empty = Observations.of([], [], [])
+    typical = np.array([float(model.typical_params[n][0]) for n in names])
+    units = tuple(internal_unit(model.spec.parameters[n].unit) for n in names)
+    return Problem(names, omega[np.ix_(idx, idx)], typical, units, empty, ResidualModel(*(np.zeros(0),) * 3),
+                   lambda etas: np.zeros((len(etas), 0)))

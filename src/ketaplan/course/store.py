@@ -1,0 +1,344 @@
+"""Reading and writing the clinic record: one function per action, each checked and audited.
+
+Every function works inside the caller's transaction (:func:`ketaplan.course.db.transaction`), so a
+failed check changes nothing. Audit entries name the table, the row and the fields, never values.
+Times are the clinic's local times, as entered.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import date, datetime
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ketaplan.course.schema import (
+    AppointmentRequest,
+    AuditEntry,
+    Consent,
+    Course,
+    DrugLevel,
+    Infusion,
+    Lab,
+    Note,
+    PainEntry,
+    Patient,
+    SideEffect,
+    WeightRecord,
+)
+from ketaplan.errors import InputError
+from ketaplan.regimen_text import parse_regimen
+
+ANALYTES = ("ketamine", "norketamine", "s-ketamine", "s-norketamine")
+LAB_TESTS = ("ALT", "AST", "GGT", "ALP", "BILI")
+
+
+@lru_cache(maxsize=1)
+def privacy_statement() -> tuple[str, str]:
+    """(version, text) of the privacy statement patients accept."""
+    raw = (resources.files("ketaplan.course") / "privacy_statement.md").read_text(encoding="utf-8")
+    _, front, body = raw.split("---", 2)
+    return str(yaml.safe_load(front)["version"]), body.strip()
+
+
+def now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def audit(s: Session, actor: str, action: str, entity: str, entity_id: int | None, fields=()) -> None:
+    """Add an audit entry (field names only)."""
+    s.add(AuditEntry(at=now(), actor=actor, action=action, entity=entity, entity_id=entity_id,
+                     detail=json.dumps({"fields": sorted(fields)}) if fields else ""))
+
+
+def _touch(p: Patient) -> None:
+    """Mark the record changed (the cached forecast is then stale); an SQL increment, so concurrent writers
+    never lose an update."""
+    p.data_version = Patient.data_version + 1
+
+
+def get_patient(s: Session, code: str) -> Patient:
+    p = s.scalar(select(Patient).where(Patient.code == code))
+    if p is None:
+        raise InputError("patient", code, "no patient has this code")
+    return p
+
+
+def _require_consent(p: Patient) -> None:
+    if not any(c.withdrawn_at is None for c in p.consents):
+        raise InputError("patient", p.code, "has no valid consent (withdrawn); record a new consent or erase the "
+                         "record")
+
+
+def _check(ok: bool, field: str, value, allowed: str) -> None:
+    if not ok:
+        raise InputError(field, value, allowed)
+
+
+def add_patient(s: Session, actor: str, code: str, birth_year: int, sex: str, diagnosis: str, weight_kg: float,
+                consent_version: str, baseline_pain: float | None = None, drug: str = "racemic",
+                on: date | None = None) -> Patient:
+    """A new patient with their first weight and the privacy consent they accepted."""
+    code = code.strip()
+    _check(0 < len(code) <= 32 and code.replace("-", "").replace("_", "").isalnum(), "code", code,
+           "1-32 letters, digits, '-' or '_' (a pseudonym, not a name)")
+    _check(s.scalar(select(Patient.id).where(Patient.code == code)) is None, "code", code, "already in use")
+    year = now().year
+    _check(isinstance(birth_year, int) and year - 120 <= birth_year <= year, "birth year", birth_year,
+           f"a year between {year - 120} and {year}")
+    _check(sex in ("male", "female"), "sex", sex, "male or female")
+    _check(0 < len(diagnosis.strip()) <= 200, "diagnosis", diagnosis, "1-200 characters")
+    _check(baseline_pain is None or 0 <= baseline_pain <= 10, "baseline pain", baseline_pain, "NRS 0-10")
+    _check(drug in ("racemic", "s-ketamine"), "drug", drug, "racemic or s-ketamine")
+    _check_consent_version(consent_version)
+    p = Patient(code=code, birth_year=birth_year, sex=sex, diagnosis=diagnosis.strip(), baseline_pain=baseline_pain,
+                drug=drug, created_at=now(), data_version=0)
+    s.add(p)
+    s.flush()
+    audit(s, actor, "create", "patients", p.id, ("code", "birth_year", "sex", "diagnosis", "baseline_pain"))
+    record_consent(s, actor, p, consent_version)
+    add_weight(s, actor, p, on or now().date(), weight_kg)
+    return p
+
+
+def _check_consent_version(version: str) -> None:
+    current, _ = privacy_statement()
+    _check(version == current, "consent", version, f"the patient must accept the current privacy statement "
+           f"(version {current})")
+
+
+def record_consent(s: Session, actor: str, p: Patient, version: str) -> Consent:
+    _check_consent_version(version)
+    c = Consent(statement_version=version, accepted_at=now(), recorded_by=actor)
+    p.consents.append(c)
+    s.flush()
+    audit(s, actor, "consent", "consents", c.id)
+    return c
+
+
+def withdraw_consent(s: Session, actor: str, p: Patient) -> None:
+    """Withdrawal: no new data may be recorded until the patient consents again; export and erasure remain."""
+    active = [c for c in p.consents if c.withdrawn_at is None]
+    _check(bool(active), "consent", p.code, "has no consent to withdraw")
+    for c in active:
+        c.withdrawn_at = now()
+        audit(s, actor, "withdraw", "consents", c.id)
+
+
+def add_weight(s: Session, actor: str, p: Patient, on: date, kg: float) -> WeightRecord:
+    _require_consent(p)
+    _check(1 <= kg <= 400, "weight", kg, "between 1 and 400 kg")
+    w = WeightRecord(recorded_on=on, kg=float(kg))
+    p.weights.append(w)
+    _touch(p)
+    s.flush()
+    audit(s, actor, "create", "weights", w.id, ("recorded_on", "kg"))
+    return w
+
+
+def latest_weight(p: Patient) -> float:
+    return max(p.weights, key=lambda w: w.recorded_on).kg
+
+
+def plan_course(s: Session, actor: str, p: Patient, regimen_text: str, planned_start: datetime | None,
+                force: bool = False) -> tuple[Course, list]:
+    """A planned course in the regimen language, checked against the usual ranges at the latest weight."""
+    from ketaplan.planning.safety import check_plan
+
+    _require_consent(p)
+    regimen = parse_regimen(regimen_text)
+    _check(regimen.drug == p.drug, "regimen", regimen_text, f"this patient is treated with {p.drug}")
+    findings = check_plan(regimen, latest_weight(p), force)
+    number = (s.scalar(select(func.max(Course.number)).where(Course.patient_id == p.id)) or 0) + 1
+    c = Course(number=number, planned_regimen=regimen_text.strip(), planned_start=planned_start, status="planned")
+    p.courses.append(c)
+    s.flush()
+    audit(s, actor, "create", "courses", c.id, ("planned_regimen", "planned_start"))
+    return c, findings
+
+
+def get_course(p: Patient, number: int) -> Course:
+    for c in p.courses:
+        if c.number == number:
+            return c
+    raise InputError("course", number, f"patient {p.code} has courses {[c.number for c in p.courses] or 'none'}")
+
+
+def record_infusion(s: Session, actor: str, p: Patient, course: Course, start: datetime, end: datetime,
+                    rate_mg_h: float, route: str = "iv", note: str = "") -> Infusion:
+    """One constant-rate segment actually given; rate changes and interruptions are further segments."""
+    _require_consent(p)
+    _check(end > start, "end", end.isoformat(sep=" "), f"after the start ({start.isoformat(sep=' ')})")
+    _check(0 < rate_mg_h <= 1000, "rate", rate_mg_h, "between 0 and 1000 mg/h (give mg/h)")
+    _check(len(note) <= 200, "note", note[:20] + "...", "at most 200 characters")
+    for c in p.courses:
+        for i in c.infusions:
+            _check(not (start < i.end and i.start < end), "start", start.isoformat(sep=" "),
+                   f"overlaps the segment {i.start:%Y-%m-%d %H:%M} to {i.end:%Y-%m-%d %H:%M} of course {c.number}")
+    inf = Infusion(start=start, end=end, rate_mg_h=float(rate_mg_h), route=route, note=note)
+    course.infusions.append(inf)
+    course.status = "done" if course.status == "planned" else course.status
+    _touch(p)
+    s.flush()
+    audit(s, actor, "create", "infusions", inf.id, ("start", "end", "rate_mg_h", "route", "note"))
+    return inf
+
+
+def add_level(s: Session, actor: str, p: Patient, taken_at: datetime, analyte: str, value_ng_ml: float | None,
+              blq: bool = False, lloq_ng_ml: float | None = None) -> DrugLevel:
+    _require_consent(p)
+    _check(analyte in ANALYTES, "analyte", analyte, ", ".join(ANALYTES))
+    if blq:
+        _check(lloq_ng_ml is not None and lloq_ng_ml > 0, "LLOQ", lloq_ng_ml, "a level below the limit needs the "
+               "limit (ng/mL)")
+    else:
+        _check(value_ng_ml is not None and 0 < value_ng_ml < 100_000, "level", value_ng_ml,
+               "a level in ng/mL above 0 (mark levels below the limit as BLQ)")
+    lv = DrugLevel(patient_id=p.id, taken_at=taken_at, analyte=analyte, value_ng_ml=value_ng_ml, blq=blq,
+                   lloq_ng_ml=lloq_ng_ml)
+    s.add(lv)
+    _touch(p)
+    s.flush()
+    audit(s, actor, "create", "levels", lv.id, ("taken_at", "analyte", "value_ng_ml", "blq"))
+    return lv
+
+
+def add_pain(s: Session, actor: str, p: Patient, recorded_at: datetime, nrs: float) -> PainEntry:
+    _require_consent(p)
+    _check(float(nrs).is_integer() and 0 <= nrs <= 10, "NRS", nrs, "a whole number from 0 to 10")
+    e = PainEntry(patient_id=p.id, recorded_at=recorded_at, nrs=int(nrs))
+    s.add(e)
+    _touch(p)
+    s.flush()
+    audit(s, actor, "create", "pain_diary", e.id, ("recorded_at", "nrs"))
+    return e
+
+
+def import_diary(s: Session, actor: str, p: Patient, frame: pd.DataFrame) -> int:
+    """Pain diary rows (columns date [and time], nrs); all or nothing, bad rows named by number."""
+    cols = {str(c).strip().lower(): c for c in frame.columns}
+    _check("date" in cols and "nrs" in cols, "diary columns", list(frame.columns), "columns date and nrs")
+    count = 0
+    dates = frame[cols["date"]].astype(str).str.strip()
+    if "time" in cols:
+        dates = dates + " " + frame[cols["time"]].astype(str).str.strip()
+    for i, (raw_date, raw_nrs) in enumerate(zip(dates, frame[cols["nrs"]], strict=True), start=2):
+        when = pd.to_datetime(raw_date, errors="coerce")
+        if pd.isna(when):
+            raise InputError(f"diary row {i}, date", raw_date, "a date such as 2026-03-01 (and optionally 08:00)")
+        try:
+            nrs = float(raw_nrs)
+        except (TypeError, ValueError):
+            raise InputError(f"diary row {i}, nrs", raw_nrs, "a whole number from 0 to 10") from None
+        if not (np.isfinite(nrs) and nrs.is_integer() and 0 <= nrs <= 10):
+            raise InputError(f"diary row {i}, nrs", raw_nrs, "a whole number from 0 to 10")
+        add_pain(s, actor, p, when.to_pydatetime(), nrs)
+        count += 1
+    _check(count > 0, "diary", "no rows", "at least one entry")
+    return count
+
+
+def add_side_effect(s: Session, actor: str, p: Patient, recorded_at: datetime, kind: str, grade: int) -> SideEffect:
+    _require_consent(p)
+    _check(0 < len(kind.strip()) <= 100, "side effect", kind, "1-100 characters")
+    _check(grade in (1, 2, 3, 4, 5), "grade", grade, "CTCAE grade 1-5")
+    e = SideEffect(patient_id=p.id, recorded_at=recorded_at, kind=kind.strip(), grade=int(grade))
+    s.add(e)
+    s.flush()
+    audit(s, actor, "create", "side_effects", e.id, ("recorded_at", "kind", "grade"))
+    return e
+
+
+def add_lab(s: Session, actor: str, p: Patient, taken_at: datetime, test: str, value: float, uln: float) -> Lab:
+    _require_consent(p)
+    test = test.strip().upper()
+    _check(test in LAB_TESTS, "test", test, ", ".join(LAB_TESTS))
+    _check(value >= 0 and np.isfinite(value), "value", value, "a value >= 0 in U/L")
+    _check(uln > 0 and np.isfinite(uln), "upper limit", uln, "the laboratory's upper limit of normal (U/L) > 0")
+    lab = Lab(patient_id=p.id, taken_at=taken_at, test=test, value_u_l=float(value), uln_u_l=float(uln))
+    s.add(lab)
+    s.flush()
+    audit(s, actor, "create", "labs", lab.id, ("taken_at", "test", "value_u_l", "uln_u_l"))
+    return lab
+
+
+def add_note(s: Session, actor: str, p: Patient, text: str) -> Note:
+    _require_consent(p)
+    _check(0 < len(text.strip()) <= 5000, "note", text[:20], "1-5000 characters")
+    n = Note(patient_id=p.id, created_at=now(), author=actor, text=text.strip())
+    s.add(n)
+    s.flush()
+    audit(s, actor, "create", "notes", n.id, ("text",))
+    return n
+
+
+PATIENT_TABLES = (WeightRecord, Consent, DrugLevel, PainEntry, SideEffect, Lab, Note)
+
+
+def _rows(s: Session, model, p: Patient) -> list[dict]:
+    items = s.scalars(select(model).where(model.patient_id == p.id).order_by(model.id)).all()
+    return [{c.name: _plain(getattr(i, c.key)) for c in model.__table__.columns} for i in items]
+
+
+def _plain(v):
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ")
+    return v.isoformat() if isinstance(v, date) else v
+
+
+def export_patient(s: Session, actor: str, p: Patient) -> dict:
+    """Everything the record holds on a patient, as plain data (for JSON; one list per table)."""
+    out = {"patient": {c.name: _plain(getattr(p, c.key)) for c in Patient.__table__.columns}}
+    for model in PATIENT_TABLES:
+        out[model.__tablename__] = _rows(s, model, p)
+    out["courses"] = [{**{c.name: _plain(getattr(course, c.key)) for c in Course.__table__.columns},
+                       "infusions": [{c.name: _plain(getattr(i, c.key)) for c in Infusion.__table__.columns}
+                                     for i in course.infusions]} for course in p.courses]
+    audit(s, actor, "export", "patients", p.id)
+    return out
+
+
+def export_tables(record: dict) -> dict[str, pd.DataFrame]:
+    """The export as one table per kind of data (for CSV files)."""
+    tables = {"patient": pd.DataFrame([record["patient"]])}
+    for key, rows in record.items():
+        if key in ("patient", "courses"):
+            continue
+        tables[key] = pd.DataFrame(rows)
+    tables["courses"] = pd.DataFrame([{k: v for k, v in c.items() if k != "infusions"} for c in record["courses"]])
+    tables["infusions"] = pd.DataFrame([i for c in record["courses"] for i in c["infusions"]])
+    return tables
+
+
+def erase_patient(s: Session, actor: str, p: Patient) -> str:
+    """Right to erasure: delete every row of the patient; the audit entry keeps only a random reference."""
+    reference = secrets.token_hex(6)
+    s.delete(p)
+    s.flush()
+    s.add(AuditEntry(at=now(), actor=actor, action="erase", entity="patients", entity_id=None,
+                     detail=json.dumps({"erasure_reference": reference})))
+    return reference
+
+
+def add_appointment_request(s: Session, name: str, contact: str, message: str, consent: bool,
+                            consent_version: str) -> AppointmentRequest:
+    """A request from the public page; refused unless the privacy consent box was ticked."""
+    _check(consent, "consent", "not given", "tick the box to accept the privacy statement; without it we cannot "
+           "store your request")
+    _check_consent_version(consent_version)
+    _check(0 < len(name.strip()) <= 100, "name", name[:20], "1-100 characters")
+    _check(0 < len(contact.strip()) <= 200, "contact", contact[:20], "a phone number or e-mail address")
+    _check(len(message) <= 2000, "message", message[:20], "at most 2000 characters")
+    r = AppointmentRequest(created_at=now(), name=name.strip(), contact=contact.strip(), message=message.strip(),
+                           consent_version=consent_version)
+    s.add(r)
+    s.flush()
+    audit(s, "public", "create", "appointment_requests", r.id)
+    return r

@@ -1,0 +1,1 @@
+"""The clinic's web dashboard (FastAPI, server-rendered templates, local assets only)."""

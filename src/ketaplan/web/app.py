@@ -1,0 +1,156 @@
+"""The FastAPI application: security headers, sessions, CSRF, request logging without personal data."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from ketaplan import __version__
+from ketaplan.course.db import make_engine, require_schema, transaction
+from ketaplan.course.schema import User, WebSession
+from ketaplan.web import sessions
+
+log = logging.getLogger("ketaplan.web")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                               "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class Settings:
+    secure_cookies: bool = True
+
+
+templates = Jinja2Templates(directory=str(resources.files("ketaplan.web") / "templates"))
+templates.env.globals["version"] = __version__
+
+
+def create_app(db: str | None = None, secure_cookies: bool = True, engine: Engine | None = None) -> FastAPI:
+    """The dashboard on database ``db`` (an initialised clinic database)."""
+    from ketaplan.web import pages_auth, pages_patients, pages_public
+
+    engine = engine or make_engine(db)
+    require_schema(engine)
+    app = FastAPI(title="ketaplan clinic", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine = engine
+    app.state.settings = Settings(secure_cookies)
+    app.mount("/static", StaticFiles(directory=str(resources.files("ketaplan.web") / "static")), name="static")
+
+    @app.middleware("http")
+    async def headers_and_log(request: Request, call_next):
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        route = request.scope.get("route")
+        # the route template, never the URL: codes and query strings stay out of the log
+        log.info("%s %s %d %.0f ms", request.method, getattr(route, "path", "-"), response.status_code,
+                 1000 * (time.perf_counter() - t0))
+        return response
+
+    for module in (pages_auth, pages_public, pages_patients):
+        app.include_router(module.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+@dataclass
+class Visit:
+    """The session of a request and its user (None when not logged in)."""
+
+    session: WebSession | None
+    user: User | None
+    new_token: str | None = None
+
+
+def visit(request: Request, s: Session, create_anonymous: bool = False) -> Visit:
+    ws = sessions.load(s, request.cookies.get(sessions.COOKIE))
+    user = s.get(User, ws.user_id) if ws is not None and ws.user_id is not None else None
+    if ws is None and create_anonymous:
+        token, ws = sessions.create(s, None)
+        return Visit(ws, None, token)
+    return Visit(ws, user)
+
+
+def set_cookie(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(sessions.COOKIE, token, max_age=int(sessions.LIFETIME.total_seconds()), httponly=True,
+                        samesite="strict", secure=request.app.state.settings.secure_cookies, path="/")
+
+
+def render(request: Request, name: str, v: Visit, status: int = 200, **context) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, {"user": v.user, "csrf": v.session.csrf_token
+                                                          if v.session else "", **context}, status_code=status)
+    if v.new_token:
+        set_cookie(request, response, v.new_token)
+    return response
+
+
+def to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+def refused(request: Request, v: Visit, message: str, status: int = 403) -> HTMLResponse:
+    return render(request, "error.html", v, status=status, message=message)
+
+
+def form_endpoint(handler):
+    """Turn ``handler(request, form)`` (synchronous, does database work) into an async endpoint that reads the
+    form first and runs the handler in the thread pool."""
+
+    async def endpoint(request: Request):
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        return await run_in_threadpool(handler, request, form)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def checked(request: Request, s: Session, form: dict) -> Visit | None:
+    """The visit if the form carries the session's CSRF token, else None."""
+    v = visit(request, s)
+    return v if sessions.csrf_ok(v.session, form.pop("csrf_token", None)) else None
+
+
+def staff_form(request: Request, s: Session, form: dict) -> Visit | Response:
+    """The visit of a logged-in user whose form carries the session's CSRF token, else the response to send."""
+    v = checked(request, s, form)
+    if v is None:
+        return refused(request, visit(request, s), CSRF_MESSAGE)
+    if v.user is None:
+        return to_login(request)
+    return v
+
+
+def staff_page(request: Request, s: Session) -> Visit | Response:
+    """The visit of a logged-in user, else the redirect to the login page."""
+    v = visit(request, s)
+    return v if v.user is not None else to_login(request)
+
+
+CSRF_MESSAGE = ("The form has expired or did not come from this site (missing or wrong security token); reload the "
+                "page and try again.")
+
+
+def db(request: Request):
+    return transaction(request.app.state.engine)

@@ -1,0 +1,85 @@
+"""Public pages (privacy statement, appointment request) and the clinicians' inbox."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+
+from ketaplan.course import store
+from ketaplan.course.schema import AppointmentRequest
+from ketaplan.errors import InputError
+from ketaplan.web.app import (
+    CSRF_MESSAGE,
+    Visit,
+    checked,
+    db,
+    form_endpoint,
+    refused,
+    render,
+    staff_form,
+    staff_page,
+    visit,
+)
+
+router = APIRouter()
+
+
+@router.get("/privacy")
+def privacy_page(request: Request):
+    version, text = store.privacy_statement()
+    with db(request) as s:
+        return render(request, "privacy.html", visit(request, s, create_anonymous=True), version=version,
+                      paragraphs=[p for p in text.split("\n\n") if p.strip()])
+
+
+@router.get("/request")
+def request_page(request: Request):
+    version, _ = store.privacy_statement()
+    with db(request) as s:
+        return render(request, "request.html", visit(request, s, create_anonymous=True), version=version, form={})
+
+
+def _request(request: Request, form: dict):
+    version, _ = store.privacy_statement()
+    try:
+        with db(request) as s:
+            v = checked(request, s, form)
+            if v is None:
+                return refused(request, visit(request, s, create_anonymous=True), CSRF_MESSAGE)
+            store.add_appointment_request(s, form.get("name", ""), form.get("contact", ""), form.get("message", ""),
+                                          form.get("consent") == "yes", form.get("consent_version", ""))
+    except InputError as exc:
+        with db(request) as s:
+            return render(request, "request.html", visit(request, s, create_anonymous=True), status=400,
+                          version=version, error=str(exc), form=form)
+    with db(request) as s:
+        return render(request, "request_done.html", visit(request, s, create_anonymous=True))
+
+
+router.add_api_route("/request", form_endpoint(_request), methods=["POST"])
+
+
+@router.get("/inbox")
+def inbox_page(request: Request):
+    with db(request) as s:
+        v = staff_page(request, s)
+        if not isinstance(v, Visit):
+            return v
+        items = s.scalars(select(AppointmentRequest).order_by(AppointmentRequest.created_at.desc())).all()
+        return render(request, "inbox.html", v, items=items)
+
+
+def _handled(request: Request, form: dict):
+    with db(request) as s:
+        v = staff_form(request, s, form)
+        if not isinstance(v, Visit):
+            return v
+        item = s.get(AppointmentRequest, int(request.path_params["item"]))
+        if item is not None and item.handled_by is None:
+            item.handled_by = v.user.username
+            store.audit(s, v.user.username, "handled", "appointment_requests", item.id)
+    return RedirectResponse("/inbox", status_code=303)
+
+
+router.add_api_route("/inbox/{item:int}/handled", form_endpoint(_handled), methods=["POST"])

@@ -1,0 +1,169 @@
+"""The dashboard's security and forms, in-process (FastAPI TestClient on a SQLite file)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from conftest import csrf_of, fresh_engine, login, seed_clinic
+from ketaplan.course import store
+from ketaplan.course.db import transaction
+from ketaplan.course.schema import AppointmentRequest, PainEntry, Patient
+from ketaplan.web.app import create_app
+
+VERSION = store.privacy_statement()[0]
+BASE = "http://testserver"
+
+
+@pytest.fixture
+def engine(tmp_path):
+    e = fresh_engine("sqlite", tmp_path)
+    seed_clinic(e)
+    with transaction(e) as s:
+        store.add_patient(s, "dr.a", "KP-0001", 1966, "male", "polyneuropathy", 80.0, VERSION, 7.0)
+    return e
+
+
+@pytest.fixture
+def client(engine):
+    return TestClient(create_app(engine=engine, secure_cookies=False))
+
+
+def logged_in(client, user="dr.a", password="clinic-password-1"):
+    r = login(client, BASE, user, password)
+    assert r.status_code == 303 and r.headers["location"] == "/patients"
+    return client
+
+
+PAGES = ["/patients", "/patients/new", "/patients/KP-0001", "/patients/NOPE", "/inbox", "/account"]
+FORMS = ["/patients", "/patients/KP-0001/diary", "/patients/KP-0001/infusion", "/patients/KP-0001/course",
+         "/inbox/1/handled", "/account/password", "/account/users"]
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_every_patient_page_without_a_session_redirects_to_login(client, url):
+    r = client.get(url, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+@pytest.mark.parametrize("url", FORMS)
+def test_every_form_needs_the_session_csrf_token(client, engine, url):
+    logged_in(client)
+    for data in ({"nrs": "3", "recorded_at": "2026-02-01T08:00"},
+                 {"nrs": "3", "recorded_at": "2026-02-01T08:00", "csrf_token": "forged"}):
+        r = client.post(url, data=data, follow_redirects=False)
+        assert r.status_code == 403 and "security token" in r.text
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(PainEntry)) == 0
+
+
+def test_a_form_with_the_token_but_no_login_goes_to_login(client):
+    token = csrf_of(client.get("/login").text)  # an anonymous session's token
+    r = client.post("/patients/KP-0001/diary", data={"csrf_token": token, "nrs": "3",
+                                                     "recorded_at": "2026-02-01T08:00"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+def test_one_clinician_cannot_change_another_ones_password(client, engine):
+    logged_in(client)
+    token = csrf_of(client.get("/account").text)
+    r = client.post("/account/password", data={"csrf_token": token, "username": "dr.b",
+                                                "new_password": "taken-over-123", "current_password": "x"})
+    assert r.status_code == 403 and "only their own" in r.text
+    other = TestClient(client.app)
+    assert login(other, BASE, "dr.b", "taken-over-123").status_code == 401
+    assert login(other, BASE, "dr.b", "clinic-password-1").status_code == 303
+
+
+def test_changing_ones_own_password_and_logging_out(client):
+    logged_in(client)
+    token = csrf_of(client.get("/account").text)
+    r = client.post("/account/password", data={"csrf_token": token, "username": "dr.a",
+                                                "current_password": "clinic-password-1",
+                                                "new_password": "a-new-password-2"}, follow_redirects=False)
+    assert r.status_code == 303
+    old_cookie = client.cookies.get("ketaplan_session")
+    client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+    stale = TestClient(client.app, cookies={"ketaplan_session": old_cookie})
+    assert stale.get("/patients", follow_redirects=False).status_code == 303  # the session is gone server-side
+    assert login(TestClient(client.app), BASE, "dr.a", "a-new-password-2").status_code == 303
+
+
+def test_lock_out_after_repeated_failures(client):
+    for _ in range(5):
+        assert login(client, BASE, "dr.a", "wrong-password").status_code == 401
+    r = login(client, BASE, "dr.a", "clinic-password-1")
+    assert r.status_code == 401 and "locked" in r.text
+
+
+def test_cookies_are_httponly_strict_and_secure(engine):
+    client = TestClient(create_app(engine=engine, secure_cookies=True), base_url="https://testserver")
+    r = client.get("/login")
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "secure" in cookie
+    assert r.headers["content-security-policy"].startswith("default-src 'self'")
+    assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_recording_and_seeing_a_course(client, engine):
+    logged_in(client)
+    token = csrf_of(client.get("/patients/KP-0001").text)
+    for action, data in (("course", {"regimen": "20 mg/h IV for 5 d", "start": "2026-01-05T09:00"}),
+                         ("infusion", {"course": "1", "start": "2026-01-05T09:00", "end": "2026-01-10T09:00",
+                                       "rate": "20 mg/h"}),
+                         ("diary", {"recorded_at": "2026-01-20T08:00", "nrs": "2"}),
+                         ("level", {"taken_at": "2026-01-06T09:00", "analyte": "ketamine", "value": "150 ng/mL"}),
+                         ("lab", {"taken_at": "2026-01-08T09:00", "test": "ALT", "value": "35", "uln": "40"}),
+                         ("side-effect", {"recorded_at": "2026-01-05T12:00", "kind": "nausea", "grade": "1"}),
+                         ("weight", {"on": "2026-01-05", "kg": "79"}), ("note", {"text": "calm course"})):
+        r = client.post(f"/patients/KP-0001/{action}", data={"csrf_token": token, **data}, follow_redirects=False)
+        assert r.status_code == 303, (action, r.text[:500])
+    page = client.get("/patients/KP-0001").text
+    assert "Next course due" in page and "<svg" in page and "calm course" in page and "NRS 2" in page
+    r = client.post("/patients/KP-0001/diary", data={"csrf_token": token, "recorded_at": "2026-01-21T08:00",
+                                                     "nrs": "12"})
+    assert r.status_code == 400 and "a whole number from 0 to 10" in r.text
+
+
+def test_new_patient_needs_the_consent_box(client, engine):
+    logged_in(client)
+    token = csrf_of(client.get("/patients/new").text)
+    data = {"csrf_token": token, "code": "KP-0002", "birth_year": "1980", "sex": "female", "weight": "60",
+            "diagnosis": "CRPS", "consent_version": VERSION}
+    r = client.post("/patients", data=data)
+    assert r.status_code == 400 and "privacy statement" in r.text
+    r = client.post("/patients", data={**data, "consent": "yes"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/patients/KP-0002"
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Patient)) == 2
+
+
+def test_appointment_requests_need_consent_and_reach_the_inbox(client, engine):
+    public = TestClient(client.app)
+    token = csrf_of(public.get("/request").text)
+    data = {"csrf_token": token, "name": "A. Patient", "contact": "a@example.org", "message": "please call",
+            "consent_version": VERSION}
+    r = public.post("/request", data=data)
+    assert r.status_code == 400 and "privacy statement" in r.text
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(AppointmentRequest)) == 0
+    r = public.post("/request", data={**data, "consent": "yes"})
+    assert r.status_code == 200 and "Your request has been received" in r.text
+    with transaction(engine) as s:
+        assert s.scalar(select(AppointmentRequest.consent_version)) == VERSION
+    logged_in(client)
+    inbox = client.get("/inbox").text
+    assert "a@example.org" in inbox and "please call" in inbox
+
+
+def test_logs_hold_no_personal_data(client, caplog):
+    caplog.set_level(logging.INFO, logger="ketaplan.web")
+    logged_in(client)
+    client.get("/patients/KP-0001")
+    client.get("/patients/KP-0001?name=Jane+Doe")
+    text = caplog.text
+    assert "/patients/{code}" in text
+    assert "KP-0001" not in text and "Jane" not in text and "polyneuropathy" not in text
