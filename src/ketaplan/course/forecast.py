@@ -22,9 +22,8 @@ from ketaplan.individualize.api import PatientFit, fit_case
 from ketaplan.individualize.dataset import FitCase
 from ketaplan.individualize.estimate import prior_estimate
 from ketaplan.individualize.observations import PAIN, Observations
-from ketaplan.individualize.problem import SpecModel, prior_problem, spec_problem
+from ketaplan.individualize.problem import SpecModel, prior_problem, random_effects, spec_problem
 from ketaplan.planning.next_course import follow_up
-from ketaplan.population.variability import eta_parameters
 from ketaplan.predict import Patient as PKPatient
 from ketaplan.regimen import DoseEvent, Regimen
 from ketaplan.simulation import analyte_outputs, model_for
@@ -76,7 +75,7 @@ def compute_forecast(s: Session, p: Patient, threshold: float = 0.3) -> dict:
         problem, model = spec_problem(spec, regimen, patient.covariates(), obs, label=p.code, row_label="record")
         fitted = fit_case(FitCase(p.code, p.id, problem, model, patient))
     else:
-        model = SpecModel(spec, regimen, patient.covariates(), tuple(n for n in eta_parameters(spec)))
+        model = SpecModel(spec, regimen, patient.covariates(), random_effects(spec, regimen, patient.covariates())[0])
         fitted = PatientFit(FitCase(p.code, p.id, prior_problem(model), model, patient),
                             prior_estimate(prior_problem(model)))
     fu = follow_up(fitted.estimate, model, threshold, draws=200)

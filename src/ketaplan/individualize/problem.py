@@ -11,10 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import block_diag
 
 from ketaplan.engine.build import Covariates, build_from_parameters, internal_unit, parameter_values
 from ketaplan.engine.dosing import regimen_records
 from ketaplan.engine.exact import solve
+from ketaplan.engine.occasions import expand_repeats, solve_by_occasion
 from ketaplan.engine.pd import hill
 from ketaplan.engine.schedule import compile_schedule
 from ketaplan.individualize.likelihood import ResidualModel, neg2_log_likelihood
@@ -22,7 +24,7 @@ from ketaplan.individualize.observations import PAIN, Observations, check_observ
 from ketaplan.models.spec import LongLastingRelief, ModelSpec
 from ketaplan.population.variability import eta_parameters, omega_matrix
 from ketaplan.regimen import Regimen
-from ketaplan.simulation import administrations, analyte_outputs, relief_layer
+from ketaplan.simulation import administrations, analyte_outputs, group_courses, relief_layer
 
 
 @dataclass
@@ -62,9 +64,22 @@ class Problem:
         return len(self.eta_names)
 
 
+OCCASION_MARK = " x course "
+"""Names of between-course effects: 'k10 x course 2' is the factor on k10 in the second course."""
+
+
+def occasion_name(parameter: str, course: int) -> str:
+    return f"{parameter}{OCCASION_MARK}{course}"
+
+
 @dataclass
 class SpecModel:
-    """Predictions of a library model for one patient under a regimen, for many parameter sets at once."""
+    """Predictions of a library model for one patient under a regimen, for many parameter sets at once.
+
+    ``eta_names`` holds the between-patient effects (parameter names) and, for models with
+    course-to-course variability, one effect per parameter and course (:func:`occasion_name`); courses
+    without an effect of their own (future ones) use the typical course factor 1.
+    """
 
     spec: ModelSpec
     regimen: Regimen
@@ -77,34 +92,60 @@ class SpecModel:
         self.relief = relief_layer(self.spec)
         self.parent, self.metabolite, _ = analyte_outputs(self.spec)
         probe = build_from_parameters(self.spec, self.typical_params, 1)
-        self.records, self.parts = regimen_records(self.regimen, probe.route_parts, float(self.covariates.weight[0]))
         self.route_parts = probe.route_parts
+        weight = float(self.covariates.weight[0])
+        self.occasional = tuple(eta_parameters(self.spec, occasion=True))
+        regimen = expand_repeats(self.regimen) if self.occasional else self.regimen
+        self.records, self.parts = regimen_records(regimen, probe.route_parts, weight)
+        self.course_starts = [c.start for c in group_courses(administrations(self.regimen.resolve(weight)))]
 
-    def parameters(self, etas: np.ndarray) -> dict[str, np.ndarray]:
-        """Individual parameter values (S,) for each row of etas (S, k)."""
+    def parameters(self, etas: np.ndarray, course: int | None = None) -> dict[str, np.ndarray]:
+        """Individual parameter values (S,) for each row of etas (S, k), in ``course`` (1-based) if given."""
         s = len(etas)
         out = {name: np.broadcast_to(v, (s,)).copy() for name, v in self.typical_params.items()}
         for j, name in enumerate(self.eta_names):
-            out[name] = out[name] * np.exp(etas[:, j])
+            if OCCASION_MARK in name:
+                parameter, k = name.split(OCCASION_MARK)
+                if course is not None and int(k) == course:
+                    out[parameter] = out[parameter] * np.exp(etas[:, j])
+            else:
+                out[name] = out[name] * np.exp(etas[:, j])
         return out
+
+    def _by_course(self, etas: np.ndarray, times: np.ndarray, names: list[str]) -> np.ndarray:
+        builts = [build_from_parameters(self.spec, self.parameters(etas, k + 1), len(etas))
+                  for k in range(len(self.course_starts))]
+        return solve_by_occasion(builts, self.course_starts, self.records, self.parts, times, names)
 
     def curves(self, etas: np.ndarray, times: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
         """Outputs (S, T) at ``times``: observables, and 'relief' and 'pain_nrs' with a relief layer."""
         params = self.parameters(etas)
-        built = build_from_parameters(self.spec, params, len(etas))
-        schedule = compile_schedule(self.records, built.modifiers(self.parts), built.structure.n_states)
         layer = self.relief
         pk_names = [n for n in names if n not in ("relief", PAIN)]
         if layer is not None and any(n in ("relief", PAIN) for n in names) and layer.input not in pk_names:
             pk_names.append(layer.input)
-        values = solve(built.rate_matrix(), schedule, np.asarray(times, dtype=float), built.readout(pk_names))
+        times = np.asarray(times, dtype=float)
+        if self.occasional:
+            values = self._by_course(etas, times, pk_names)
+            params = self._pd_parameters(etas, times)
+        else:
+            built = build_from_parameters(self.spec, params, len(etas))
+            schedule = compile_schedule(self.records, built.modifiers(self.parts), built.structure.n_states)
+            values = solve(built.rate_matrix(), schedule, times, built.readout(pk_names))
         out = {n: values[:, :, i] for i, n in enumerate(pk_names)}
         if layer is not None and any(n in ("relief", PAIN) for n in names):
             relief = relief_of(layer, params, out[layer.input]) if self.responder else np.zeros_like(out[pk_names[0]])
             out["relief"] = relief
             if layer.baseline is not None:
-                out[PAIN] = params[layer.baseline][:, None] * (1.0 - relief)
+                base = params[layer.baseline]
+                out[PAIN] = (base if base.ndim == 2 else base[:, None]) * (1.0 - relief)
         return {n: out[n] for n in names}
+
+    def _pd_parameters(self, etas: np.ndarray, times: np.ndarray) -> dict[str, np.ndarray]:
+        """Parameters (S, T) of the course each time belongs to (the first course before it starts)."""
+        courses = np.maximum(np.searchsorted(self.course_starts, times, side="right"), 1)
+        per_course = {k: self.parameters(etas, int(k)) for k in np.unique(courses)}
+        return {name: np.stack([per_course[k][name] for k in courses], axis=1) for name in self.typical_params}
 
     def outputs(self) -> set[str]:
         names = set(self.spec.observables)
@@ -114,9 +155,10 @@ class SpecModel:
 
 
 def relief_of(layer: LongLastingRelief, params: dict[str, np.ndarray], ce: np.ndarray) -> np.ndarray:
-    """Relief in a responder (S, T) from the relief-site concentration."""
+    """Relief in a responder (S, T) from the relief-site concentration; parameters are (S,) or (S, T)."""
     def value(ref):
-        return (params[ref] if isinstance(ref, str) else np.full(len(ce), float(ref)))[:, None]
+        v = params[ref] if isinstance(ref, str) else np.full(len(ce), float(ref))
+        return v if v.ndim == 2 else v[:, None]
 
     return value(layer.emax) * hill(ce, value(layer.c50), value(layer.gamma))
 
@@ -124,11 +166,7 @@ def relief_of(layer: LongLastingRelief, params: dict[str, np.ndarray], ce: np.nd
 def spec_problem(spec: ModelSpec, regimen: Regimen, covariates: Covariates, observations: Observations,
                  responder: bool = True, label: str = "patient", row_label: str = "row") -> tuple[Problem, SpecModel]:
     """The estimation problem of one patient with a library model (random effects from its variability)."""
-    names = tuple(eta_parameters(spec))
-    omega = omega_matrix(spec)
-    keep = np.diag(omega) > 0
-    names = tuple(n for n, k in zip(names, keep, strict=True) if k)
-    omega = omega[np.ix_(keep, keep)]
+    names, omega = random_effects(spec, regimen, covariates)
     model = SpecModel(spec, regimen, covariates, names, responder)
     doses = [a.start for a in administrations(regimen.resolve(float(covariates.weight[0])))]
     check_observations(observations, min(doses) if doses else None, model.outputs(), row_label)
@@ -142,9 +180,31 @@ def spec_problem(spec: ModelSpec, regimen: Regimen, covariates: Covariates, obse
         stacked = np.stack([curves[o] for o in outputs], axis=2)  # (S, T, n_out)
         return stacked[:, index, out_index]
 
-    typical = np.array([float(model.typical_params[n][0]) for n in names])
-    units = tuple(internal_unit(spec.parameters[n].unit) for n in names)
+    typical, units = _typical_and_units(spec, model, names)
     return Problem(names, omega, typical, units, observations, residual, predict, label), model
+
+
+def random_effects(spec: ModelSpec, regimen: Regimen, covariates: Covariates) -> tuple[tuple[str, ...], np.ndarray]:
+    """Between-patient effects, then one set of between-course effects per course of the regimen."""
+    names = list(eta_parameters(spec))
+    blocks = [omega_matrix(spec)]
+    occasional = eta_parameters(spec, occasion=True)
+    if occasional:
+        weight = float(covariates.weight[0])
+        n_courses = len(group_courses(administrations(regimen.resolve(weight))))
+        for k in range(1, n_courses + 1):
+            names += [occasion_name(p, k) for p in occasional]
+            blocks.append(omega_matrix(spec, occasion=True))
+    omega = block_diag(*blocks) if blocks else np.zeros((0, 0))
+    keep = np.diag(omega) > 0
+    return tuple(n for n, k in zip(names, keep, strict=True) if k), omega[np.ix_(keep, keep)]
+
+
+def _typical_and_units(spec: ModelSpec, model: SpecModel, names) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Typical values and units; a between-course effect is reported as a factor (typical 1)."""
+    typical = np.array([1.0 if OCCASION_MARK in n else float(model.typical_params[n][0]) for n in names])
+    units = tuple("factor" if OCCASION_MARK in n else internal_unit(spec.parameters[n].unit) for n in names)
+    return typical, units
 
 
 def _residual(spec: ModelSpec, model: SpecModel, obs: Observations) -> ResidualModel:
@@ -168,12 +228,7 @@ def _residual(spec: ModelSpec, model: SpecModel, obs: Observations) -> ResidualM
 def prior_problem(model: SpecModel) -> Problem:
     """A problem without measurements (the population prior of ``model``'s random effects), for forecasts
     of a patient with nothing measured yet."""
-    names = model.eta_names
-    full = tuple(eta_parameters(model.spec))
-    omega = omega_matrix(model.spec)
-    idx = [full.index(n) for n in names]
-    empty = Observations.of([], [], [])
-    typical = np.array([float(model.typical_params[n][0]) for n in names])
-    units = tuple(internal_unit(model.spec.parameters[n].unit) for n in names)
-    return Problem(names, omega[np.ix_(idx, idx)], typical, units, empty, ResidualModel(*(np.zeros(0),) * 3),
+    names, omega = random_effects(model.spec, model.regimen, model.covariates)
+    typical, units = _typical_and_units(model.spec, model, names)
+    return Problem(names, omega, typical, units, Observations.of([], [], []), ResidualModel(*(np.zeros(0),) * 3),
                    lambda etas: np.zeros((len(etas), 0)))

@@ -228,12 +228,17 @@ class Route(Strict):
 
 
 class Variability(Strict):
-    """Log-normal inter-individual variability: covariance of eta on the named parameters."""
+    """Log-normal variability: covariance of eta on the named parameters.
+
+    Between patients by default; with ``occasion: true`` between the courses of one patient (a new eta
+    for every course, on top of the patient's own).
+    """
 
     parameters: tuple[str, ...]
     omega: tuple[tuple[float, ...], ...]
     source: str
     note: str | None = None
+    occasion: bool = False
 
     @model_validator(mode="after")
     def _square(self) -> Variability:

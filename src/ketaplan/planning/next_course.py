@@ -20,7 +20,7 @@ import pandas as pd
 from ketaplan.engine.build import build_from_parameters
 from ketaplan.errors import InputError
 from ketaplan.individualize.estimate import Estimate
-from ketaplan.individualize.problem import SpecModel, relief_of
+from ketaplan.individualize.problem import OCCASION_MARK, SpecModel, relief_of
 from ketaplan.models.thresholds import thresholds_for
 from ketaplan.planning.safety import Finding, check_plan, check_regimen, rules
 from ketaplan.population.metrics import relief_days
@@ -138,6 +138,9 @@ def plan_for_relief(est: Estimate, model: SpecModel, target_days: float, start_h
     layer = model.relief
     params = model.parameters(etas)
     history = model.regimen.resolve(weight)
+    # the new course has no between-course effect of its own yet: it uses the typical course factor
+    between_patients = [j for j, n in enumerate(model.eta_names) if OCCASION_MARK not in n]
+    patient_names = tuple(model.eta_names[j] for j in between_patients)
     rows = []
     for days in durations_d:
         hours = days * 24.0
@@ -145,7 +148,8 @@ def plan_for_relief(est: Estimate, model: SpecModel, target_days: float, start_h
         times = np.unique(np.concatenate([forecast_grid(end), [start_h]]))
         hist = model.curves(etas, times, [layer.input])[layer.input]
         unit = SpecModel(model.spec, Regimen.infusion("1 mg/h", duration=f"{hours} h", at=f"{start_h} h", drug=drug),
-                         model.covariates, model.eta_names).curves(etas, times, [layer.input])[layer.input]
+                         model.covariates, patient_names).curves(etas[:, between_patients], times,
+                                                                 [layer.input])[layer.input]
         for rate in rates:
             relief = relief_of(layer, params, hist + rate * unit)
             d, censored = relief_days(times, relief, end, times[-1], threshold)

@@ -83,6 +83,9 @@ def population_grid(regimen: Regimen, horizon: float, coarse: float = 24.0, extr
 def make_spec(regimen: Regimen, spec: ModelSpec, n: int, seed: int = 1, horizon: float | None = None,
               **kw) -> PopulationSpec:
     """A population specification on the default grid (to 12 weeks after the last dose unless ``horizon``)."""
+    if any(b.occasion for b in spec.variability):
+        raise InputError("model", spec.id, "has course-to-course (inter-occasion) variability, which virtual "
+                         "populations do not simulate yet; use a model without it, or `ketaplan fit` for one patient")
     courses = group_courses(administrations(_timing_regimen(regimen)))
     end = horizon if horizon is not None else courses[-1].end + 12 * 7 * 24.0
     samples = tuple(float(t) for t in kw.get("sample_times", ()))

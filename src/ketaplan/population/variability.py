@@ -8,17 +8,18 @@ from ketaplan.models.spec import ModelSpec
 from ketaplan.population.covariates import STREAM_ETAS, STREAM_RESIDUAL, block_normals
 
 
-def eta_parameters(spec: ModelSpec) -> list[str]:
-    """Parameters with variability, in the order of the model's omega blocks."""
-    return [p for block in spec.variability for p in block.parameters]
+def eta_parameters(spec: ModelSpec, occasion: bool = False) -> list[str]:
+    """Parameters with between-patient variability (or, with ``occasion``, between-course), in block order."""
+    return [p for block in spec.variability if block.occasion == occasion for p in block.parameters]
 
 
-def omega_matrix(spec: ModelSpec) -> np.ndarray:
-    """The block-diagonal omega of all variability blocks."""
-    names = eta_parameters(spec)
+def omega_matrix(spec: ModelSpec, occasion: bool = False) -> np.ndarray:
+    """The block-diagonal omega of the between-patient (or between-course) variability blocks."""
+    blocks = [b for b in spec.variability if b.occasion == occasion]
+    names = [p for b in blocks for p in b.parameters]
     omega = np.zeros((len(names), len(names)))
     i = 0
-    for block in spec.variability:
+    for block in blocks:
         k = len(block.parameters)
         omega[i:i + k, i:i + k] = np.asarray(block.omega, dtype=float)
         i += k

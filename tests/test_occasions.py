@@ -1,0 +1,101 @@
+"""Course-to-course (inter-occasion) variability: the occasion-wise engine and fits with per-course effects."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from ketaplan.engine.build import Covariates, build
+from ketaplan.engine.dosing import regimen_records
+from ketaplan.engine.occasions import expand_repeats, solve_by_occasion
+from ketaplan.errors import InputError
+from ketaplan.individualize.estimate import fit
+from ketaplan.individualize.observations import Observations
+from ketaplan.individualize.problem import occasion_name, spec_problem
+from ketaplan.models.spec import Variability
+from ketaplan.population.model_run import make_spec
+from ketaplan.regimen_text import parse_regimen
+from ketaplan.simulation import model_for
+
+REGIMEN = parse_regimen("20 mg/h IV for 2 d every 3 weeks x 3")
+STARTS = [0.0, 504.0, 1008.0]
+
+
+def with_iov(omega: float = 0.09):
+    spec = model_for(REGIMEN)
+    block = Variability(parameters=("k10",), omega=((omega,),), source="test: 30 % CV between courses",
+                        occasion=True)
+    return spec.model_copy(update={"variability": (*spec.variability, block)})
+
+
+def test_occasion_wise_solution_equals_piecewise_ode_integration():
+    spec = model_for(REGIMEN)
+    cov = Covariates.of(75.0, 50, "female")
+    factors = [1.0, 1.6, 0.7]
+    builts = [build(spec, cov, {"k10": np.array([np.log(f)])}) for f in factors]
+    names = ["ketamine", "norketamine", "relief_site"]
+    times = np.linspace(0.0, 1500.0, 301)
+    records, parts = regimen_records(expand_repeats(REGIMEN), builts[0].route_parts)
+    exact = solve_by_occasion(builts, STARTS, records, parts, times, names)[0]
+    # independent: dA/dt = K_k A + r(t), integrated by solve_ivp with the matrix of each course
+    central = builts[0].route_parts["iv"][0][0]
+    ks = [b.rate_matrix()[0] for b in builts]
+    n = ks[0].shape[0]
+
+    def rhs(t, a):
+        k = ks[int(np.searchsorted(STARTS, t, side="right")) - 1]
+        r = np.zeros(n)
+        if any(s <= t < s + 48.0 for s in STARTS):
+            r[central] = 20.0
+        return k @ a + r
+
+    breaks = sorted({0.0, *STARTS, *(s + 48.0 for s in STARTS), times[-1]})
+    a = np.zeros(n)
+    sol = np.zeros((len(times), n))
+    for lo, hi in itertools.pairwise(breaks):
+        inside = (times >= lo) & (times <= hi)
+        r = solve_ivp(rhs, (lo, hi), a, method="LSODA", rtol=1e-10, atol=1e-14, t_eval=times[inside],
+                      first_step=1e-6)
+        sol[inside] = r.y.T
+        a = solve_ivp(rhs, (lo, hi), a, method="LSODA", rtol=1e-10, atol=1e-14).y[:, -1]
+    # the amounts of each course's own solution, read out with each time's readout
+    course = np.searchsorted(STARTS, times, side="right") - 1
+    readouts = [b.readout(names)[0] for b in builts]
+    ode = np.array([readouts[c] @ sol[i] for i, c in enumerate(course)])
+    scale = np.abs(ode).max(axis=0)
+    assert np.max(np.abs(exact - ode) / scale) < 1e-6
+
+
+def test_per_course_effects_are_estimated_from_levels_of_each_course():
+    spec = with_iov()
+    cov = Covariates.of(80.0, 59, "male")
+    times = [t + s for s in STARTS for t in (6.0, 24.0, 47.0, 50.0)]
+    template = Observations.of(times, ["ketamine"] * len(times), np.ones(len(times)))
+    problem, _ = spec_problem(spec, REGIMEN, cov, template)
+    assert occasion_name("k10", 3) in problem.eta_names
+    truth = np.zeros(problem.k)
+    index = {n: i for i, n in enumerate(problem.eta_names)}
+    truth[index["k10"]] = 0.2
+    kappas = {1: 0.3, 2: -0.25, 3: 0.05}
+    for k, v in kappas.items():
+        truth[index[occasion_name("k10", k)]] = v
+    pred = problem.predict(truth[None])[0]
+    rng = np.random.default_rng(4)
+    obs = Observations.of(times, ["ketamine"] * len(times), pred * (1 + 0.05 * rng.standard_normal(len(pred))))
+    fitted = fit(spec_problem(spec, REGIMEN, cov, obs)[0])
+    table = fitted.table().set_index("parameter")
+    for k, v in kappas.items():
+        row = table.loc[occasion_name("k10", k)]
+        assert row["unit"] == "factor"
+        total = fitted.eta[index["k10"]] + row["eta"]
+        assert abs(total - (0.2 + v)) < 0.08  # each course's clearance is recovered
+    # the courses really differ: course 1 and course 2 factors are on opposite sides
+    assert table.loc[occasion_name("k10", 1), "eta"] > table.loc[occasion_name("k10", 2), "eta"] + 0.3
+
+
+def test_virtual_populations_refuse_a_model_with_course_to_course_variability():
+    with pytest.raises(InputError, match="course-to-course"):
+        make_spec(REGIMEN, with_iov(), n=10)
