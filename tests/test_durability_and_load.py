@@ -125,3 +125,28 @@ def test_a_short_load_on_loopback_has_no_errors(tmp_path):
         assert len(done) == 150 and elapsed < 120
     finally:
         server.stop()
+
+
+def test_parallel_password_guesses_cannot_outrun_the_lock_out(tmp_path):
+    engine = clinic("sqlite", tmp_path)
+    server = Server(str(engine.url), tmp_path / "server.log")
+    results: list[int] = []
+    try:
+        def guess(password: str) -> None:
+            with httpx.Client(timeout=60.0) as c:
+                results.append(login(c, server.url, "dr.a", password).status_code)
+
+        threads = [threading.Thread(target=guess, args=("wrong-password",)) for _ in range(12)]
+        threads.append(threading.Thread(target=guess, args=("clinic-password-1",)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with httpx.Client(timeout=60.0) as c:
+            after = login(c, server.url, "dr.a", "clinic-password-1").status_code
+    finally:
+        server.stop()
+    assert results.count(303) <= 1 and after == 401  # the account is locked once five guesses have failed
+    with transaction(engine) as s:
+        failed = s.scalar(text("SELECT COUNT(*) FROM audit WHERE action = 'login_failed'"))
+    assert failed >= 5

@@ -252,3 +252,33 @@ def test_a_failed_write_in_a_transaction_leaves_nothing(clinic_engine):
         store.add_pain(s, "dr.a", p, T0, 14)
     assert count(clinic_engine, Patient) == 0 and count(clinic_engine, PainEntry) == 0
     assert count(clinic_engine, Infusion) == 0
+
+
+def test_a_database_conflict_is_one_sentence(clinic_engine):
+    with transaction(clinic_engine) as s:
+        new_patient(s)
+    with pytest.raises(InputError, match="conflicts with another one"), transaction(clinic_engine) as s:
+        s.add(Patient(code="KP-0001", birth_year=1970, sex="female", diagnosis="x", created_at=store.now(),
+                      data_version=0))  # bypasses the store's check, as a parallel request would
+
+
+def test_erasure_unlinks_earlier_audit_rows(clinic_engine):
+    with transaction(clinic_engine) as s:
+        p = new_patient(s, code="KP-GONE")
+        store.add_pain(s, "dr.a", p, T0, 4)
+        pid = p.id
+    with transaction(clinic_engine) as s:
+        store.erase_patient(s, "dr.a", store.get_patient(s, "KP-GONE"))
+    with transaction(clinic_engine) as s:
+        linked = s.scalars(select(AuditEntry).where(AuditEntry.entity == "patients", AuditEntry.entity_id == pid))
+        assert linked.all() == []
+        assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.entity_id.is_(None))) >= 3
+
+
+def test_purging_old_appointment_requests(clinic_engine):
+    with transaction(clinic_engine) as s:
+        r = store.add_appointment_request(s, "C. Person", "c@example.org", "", True, VERSION)
+        r.created_at = store.now() - timedelta(days=100)
+        store.add_appointment_request(s, "D. Person", "d@example.org", "", True, VERSION)
+    with transaction(clinic_engine) as s:
+        assert store.purge_requests(s, "dr.a", 90) == 1

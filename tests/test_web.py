@@ -167,3 +167,90 @@ def test_logs_hold_no_personal_data(client, caplog):
     text = caplog.text
     assert "/patients/{code}" in text
     assert "KP-0001" not in text and "Jane" not in text and "polyneuropathy" not in text
+
+
+def test_a_post_without_a_session_goes_to_login_and_unknown_pages_are_html(client):
+    r = client.post("/patients/KP-0001/diary", data={"nrs": "3"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    r = client.get("/no/such/page")
+    assert r.status_code == 404 and "There is no such page." in r.text and r.headers["content-type"].startswith(
+        "text/html")
+    r = client.put("/patients")
+    assert r.status_code == 405 and "does not accept" in r.text
+
+
+def test_hsts_when_cookies_are_secure(engine):
+    r = TestClient(create_app(engine=engine, secure_cookies=True), base_url="https://testserver").get("/login")
+    assert r.headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_a_password_change_ends_the_users_other_sessions(client):
+    other = logged_in(TestClient(client.app))
+    logged_in(client)
+    token = csrf_of(client.get("/account").text)
+    r = client.post("/account/password", data={"csrf_token": token, "username": "dr.a",
+                                                "current_password": "clinic-password-1",
+                                                "new_password": "a-new-password-2"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.get("/patients", follow_redirects=False).status_code == 200  # this session stays
+    assert other.get("/patients", follow_redirects=False).status_code == 303  # the other one ended
+
+
+def test_wrong_current_passwords_count_as_failed_logins(client):
+    logged_in(client)
+    token = csrf_of(client.get("/account").text)
+    for _ in range(5):
+        r = client.post("/account/password", data={"csrf_token": token, "username": "dr.a",
+                                                    "current_password": "guess", "new_password": "x" * 12})
+        if r.status_code == 303:
+            break
+    assert client.get("/patients", follow_redirects=False).status_code == 303  # locked out, session ended
+    assert login(TestClient(client.app), BASE, "dr.a", "clinic-password-1").status_code == 401
+
+
+def test_an_admin_disables_a_user(client):
+    victim = logged_in(TestClient(client.app))
+    admin = logged_in(TestClient(client.app), "admin", "admin-password-1")
+    token = csrf_of(admin.get("/account").text)
+    assert admin.post("/account/disable", data={"csrf_token": token, "username": "dr.a"},
+                      follow_redirects=False).status_code == 303
+    assert victim.get("/patients", follow_redirects=False).status_code == 303
+    assert login(TestClient(client.app), BASE, "dr.a", "clinic-password-1").status_code == 401
+    clinician = logged_in(TestClient(client.app), "dr.b")
+    token = csrf_of(clinician.get("/account").text)
+    r = clinician.post("/account/disable", data={"csrf_token": token, "username": "admin"})
+    assert r.status_code == 403
+
+
+def test_bad_dates_and_control_characters_are_refused_in_one_sentence(client, engine):
+    logged_in(client)
+    token = csrf_of(client.get("/patients/KP-0001").text)
+    r = client.post("/patients/KP-0001/diary", data={"csrf_token": token, "recorded_at": "0026-03-01T08:00",
+                                                     "nrs": "3"})
+    assert r.status_code == 400 and "a date between 1950-01-01" in r.text
+    r = client.post("/patients/KP-0001/note", data={"csrf_token": token, "text": "bad\x00byte"})
+    assert r.status_code == 400 and "without control characters" in r.text
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(PainEntry)) == 0
+
+
+def test_a_forecast_that_fails_does_not_break_the_pages(client, engine, monkeypatch):
+    import ketaplan.course.forecast as forecast
+
+    def broken(s, p, threshold=0.3):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(forecast, "compute_forecast", broken)
+    logged_in(client)
+    assert client.get("/patients").status_code == 200
+    page = client.get("/patients/KP-0001")
+    assert page.status_code == 200 and "no forecast: the record could not be fitted (MemoryError)" in page.text
+
+
+def test_requests_can_be_deleted(client, engine):
+    with transaction(engine) as s:
+        store.add_appointment_request(s, "B. Person", "b@example.org", "hello", True, VERSION)
+    logged_in(client)
+    token = csrf_of(client.get("/inbox").text)
+    assert client.post("/inbox/1/delete", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    assert "b@example.org" not in client.get("/inbox").text

@@ -384,3 +384,34 @@ def restore_command(backup_file: Path, db: str = DB) -> None:
 
     counts = restore(_engine(db), backup_file)
     console.print(f"restored {sum(counts.values())} rows")
+
+
+@clinic_app.command("purge-requests")
+@guarded
+def purge_requests_command(older_than: int = typer.Option(..., help="Delete appointment requests older than this "
+                                                                    "many days."), db: str = DB,
+                           actor: str = ACTOR) -> None:
+    """Delete old appointment requests (their contact details are kept no longer than needed)."""
+    from ketaplan.course import store
+
+    with _session(db) as s:
+        n = store.purge_requests(s, _actor(actor), older_than)
+    console.print(f"deleted {n} appointment requests")
+
+
+@clinic_app.command("disable-user")
+@guarded
+def disable_user_command(username: str, admin: str = typer.Option(..., help="The admin who disables the account."),
+                         db: str = DB) -> None:
+    """Disable a user (staff who left): no more logins; their sessions end."""
+    from sqlalchemy import select
+
+    from ketaplan.course.schema import User
+    from ketaplan.course.users import disable_user
+
+    with _session(db) as s:
+        actor = s.scalar(select(User).where(User.username == admin))
+        if actor is None:
+            raise InputError("--admin", admin, "no such user")
+        disable_user(s, actor, username)
+    console.print(f"disabled {username}")

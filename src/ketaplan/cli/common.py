@@ -51,10 +51,17 @@ def guarded(func: Callable) -> Callable:
 
     @wraps(func)
     def wrapper(*args, **kwargs):
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             return func(*args, **kwargs)
         except InputError as exc:
             err_console.print(f"error: {exc}", markup=False, highlight=False)
+            raise typer.Exit(code=2) from None
+        except SQLAlchemyError as exc:  # no statement or values: they may hold personal data
+            err_console.print(f"error: database: the database could not be used ({type(exc).__name__}); check "
+                              "--db, that the server runs and that `ketaplan clinic init` was run.", markup=False,
+                              highlight=False)
             raise typer.Exit(code=2) from None
 
     return wrapper

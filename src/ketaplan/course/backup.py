@@ -51,7 +51,8 @@ def restore(engine: Engine, path: str | Path) -> dict[str, int]:
             data = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError("backup", str(path), f"is not a ketaplan backup ({exc})") from None
-    if data.get("format") != FORMAT:
+    if not (isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("tables"), dict)
+            and "revision" in data):
         raise InputError("backup", str(path), f"is not a {FORMAT} file")
     counts = {}
     with engine.begin() as conn:

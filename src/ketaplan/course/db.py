@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ketaplan.errors import InputError
@@ -40,7 +40,7 @@ def make_engine(url: str | None = None) -> Engine:
     """An engine; SQLite connections get WAL, synchronous=FULL, foreign keys and a busy timeout."""
     url = database_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record) -> None:
@@ -52,15 +52,22 @@ def make_engine(url: str | None = None) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """A session whose work is committed together at the end, or rolled back on any error."""
+    """A session whose work is committed together at the end, or rolled back on any error.
+
+    A conflict the database detects (a unique code taken by a parallel request) becomes one sentence.
+    """
     factory = sessionmaker(engine, expire_on_commit=False)
-    with factory() as session, session.begin():
-        yield session
+    try:
+        with factory() as session, session.begin():
+            yield session
+    except IntegrityError:
+        raise InputError("record", "this change", "conflicts with another one made at the same time (for example "
+                         "the same patient code); nothing was saved - reload and try again") from None
 
 
 def _alembic_config(engine: Engine):

@@ -8,6 +8,7 @@ infusion. Results are cached per patient and recomputed when the record changes.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -29,6 +30,7 @@ from ketaplan.regimen import DoseEvent, Regimen
 from ketaplan.simulation import analyte_outputs, model_for
 
 CURVE_POINTS = 600
+log = logging.getLogger("ketaplan.course")
 
 
 def _hours(t: datetime, origin: datetime) -> float:
@@ -110,7 +112,11 @@ def cached_forecast(s: Session, p: Patient) -> dict:
     cache = s.get(ForecastCache, p.id)
     if cache is not None and cache.data_version == p.data_version:
         return json.loads(cache.payload)
-    payload = compute_forecast(s, p)
+    try:
+        payload = compute_forecast(s, p)
+    except Exception as exc:  # a record the model cannot use must not break the pages of every patient
+        log.warning("forecast of patient %d failed: %s", p.id, type(exc).__name__)
+        payload = {"status": f"no forecast: the record could not be fitted ({type(exc).__name__})"}
     due = payload.get("next_due", [None, None, None])[1] if payload.get("status") == "ok" else None
     text = json.dumps(payload, default=_json_default)
     if cache is None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 
 import numpy as np
 import pandas as pd
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ketaplan.course.schema import (
@@ -82,6 +82,27 @@ def _check(ok: bool, field: str, value, allowed: str) -> None:
         raise InputError(field, value, allowed)
 
 
+EARLIEST = datetime(1950, 1, 1)
+
+
+def check_time(t: datetime | date, field: str, future_years: int = 2) -> None:
+    """Refuse dates outside 1950 .. now + ``future_years`` (typos such as 0026 for 2026)."""
+    value = t if isinstance(t, datetime) else datetime(t.year, t.month, t.day)
+    latest = now().replace(month=1, day=1) + timedelta(days=366 * (future_years + 1))
+    _check(EARLIEST <= value <= latest, field, value.isoformat(sep=" "),
+           f"a date between {EARLIEST:%Y-%m-%d} and {latest:%Y-%m-%d}")
+
+
+def clean_text(value: str, field: str, max_length: int, multiline: bool = False) -> str:
+    """Stripped text without control characters (a NUL byte would fail in PostgreSQL)."""
+    text = (value or "").strip()
+    allowed = "\n\t" if multiline else ""
+    bad = next((c for c in text if ord(c) < 32 and c not in allowed), None)
+    _check(bad is None, field, repr(bad), "text without control characters")
+    _check(0 < len(text) <= max_length, field, text[:20], f"1-{max_length} characters")
+    return text
+
+
 def add_patient(s: Session, actor: str, code: str, birth_year: int, sex: str, diagnosis: str, weight_kg: float,
                 consent_version: str, baseline_pain: float | None = None, drug: str = "racemic",
                 on: date | None = None) -> Patient:
@@ -94,11 +115,11 @@ def add_patient(s: Session, actor: str, code: str, birth_year: int, sex: str, di
     _check(isinstance(birth_year, int) and year - 120 <= birth_year <= year, "birth year", birth_year,
            f"a year between {year - 120} and {year}")
     _check(sex in ("male", "female"), "sex", sex, "male or female")
-    _check(0 < len(diagnosis.strip()) <= 200, "diagnosis", diagnosis, "1-200 characters")
+    diagnosis = clean_text(diagnosis, "diagnosis", 200)
     _check(baseline_pain is None or 0 <= baseline_pain <= 10, "baseline pain", baseline_pain, "NRS 0-10")
     _check(drug in ("racemic", "s-ketamine"), "drug", drug, "racemic or s-ketamine")
     _check_consent_version(consent_version)
-    p = Patient(code=code, birth_year=birth_year, sex=sex, diagnosis=diagnosis.strip(), baseline_pain=baseline_pain,
+    p = Patient(code=code, birth_year=birth_year, sex=sex, diagnosis=diagnosis, baseline_pain=baseline_pain,
                 drug=drug, created_at=now(), data_version=0)
     s.add(p)
     s.flush()
@@ -134,7 +155,8 @@ def withdraw_consent(s: Session, actor: str, p: Patient) -> None:
 
 def add_weight(s: Session, actor: str, p: Patient, on: date, kg: float) -> WeightRecord:
     _require_consent(p)
-    _check(1 <= kg <= 400, "weight", kg, "between 1 and 400 kg")
+    _check(kg is not None and 1 <= kg <= 400, "weight", kg, "between 1 and 400 kg")
+    check_time(on, "date", future_years=0)
     w = WeightRecord(recorded_on=on, kg=float(kg))
     p.weights.append(w)
     _touch(p)
@@ -153,7 +175,9 @@ def plan_course(s: Session, actor: str, p: Patient, regimen_text: str, planned_s
     from ketaplan.planning.safety import check_plan
 
     _require_consent(p)
-    regimen = parse_regimen(regimen_text)
+    regimen = parse_regimen(clean_text(regimen_text, "regimen", 500))
+    if planned_start is not None:
+        check_time(planned_start, "planned start")
     _check(regimen.drug == p.drug, "regimen", regimen_text, f"this patient is treated with {p.drug}")
     findings = check_plan(regimen, latest_weight(p), force)
     number = (s.scalar(select(func.max(Course.number)).where(Course.patient_id == p.id)) or 0) + 1
@@ -175,9 +199,13 @@ def record_infusion(s: Session, actor: str, p: Patient, course: Course, start: d
                     rate_mg_h: float, route: str = "iv", note: str = "") -> Infusion:
     """One constant-rate segment actually given; rate changes and interruptions are further segments."""
     _require_consent(p)
+    check_time(start, "start", future_years=0)
+    check_time(end, "end", future_years=0)
     _check(end > start, "end", end.isoformat(sep=" "), f"after the start ({start.isoformat(sep=' ')})")
+    _check(end - start <= timedelta(days=30), "end", end.isoformat(sep=" "), "within 30 days of the start (record "
+           "one segment per constant rate)")
     _check(0 < rate_mg_h <= 1000, "rate", rate_mg_h, "between 0 and 1000 mg/h (give mg/h)")
-    _check(len(note) <= 200, "note", note[:20] + "...", "at most 200 characters")
+    note = clean_text(note, "note", 200) if note.strip() else ""
     for c in p.courses:
         for i in c.infusions:
             _check(not (start < i.end and i.start < end), "start", start.isoformat(sep=" "),
@@ -194,6 +222,7 @@ def record_infusion(s: Session, actor: str, p: Patient, course: Course, start: d
 def add_level(s: Session, actor: str, p: Patient, taken_at: datetime, analyte: str, value_ng_ml: float | None,
               blq: bool = False, lloq_ng_ml: float | None = None) -> DrugLevel:
     _require_consent(p)
+    check_time(taken_at, "time", future_years=0)
     _check(analyte in ANALYTES, "analyte", analyte, ", ".join(ANALYTES))
     if blq:
         _check(lloq_ng_ml is not None and lloq_ng_ml > 0, "LLOQ", lloq_ng_ml, "a level below the limit needs the "
@@ -212,6 +241,7 @@ def add_level(s: Session, actor: str, p: Patient, taken_at: datetime, analyte: s
 
 def add_pain(s: Session, actor: str, p: Patient, recorded_at: datetime, nrs: float) -> PainEntry:
     _require_consent(p)
+    check_time(recorded_at, "date", future_years=0)
     _check(float(nrs).is_integer() and 0 <= nrs <= 10, "NRS", nrs, "a whole number from 0 to 10")
     e = PainEntry(patient_id=p.id, recorded_at=recorded_at, nrs=int(nrs))
     s.add(e)
@@ -247,9 +277,10 @@ def import_diary(s: Session, actor: str, p: Patient, frame: pd.DataFrame) -> int
 
 def add_side_effect(s: Session, actor: str, p: Patient, recorded_at: datetime, kind: str, grade: int) -> SideEffect:
     _require_consent(p)
-    _check(0 < len(kind.strip()) <= 100, "side effect", kind, "1-100 characters")
+    check_time(recorded_at, "time", future_years=0)
+    kind = clean_text(kind, "side effect", 100)
     _check(grade in (1, 2, 3, 4, 5), "grade", grade, "CTCAE grade 1-5")
-    e = SideEffect(patient_id=p.id, recorded_at=recorded_at, kind=kind.strip(), grade=int(grade))
+    e = SideEffect(patient_id=p.id, recorded_at=recorded_at, kind=kind, grade=int(grade))
     s.add(e)
     s.flush()
     audit(s, actor, "create", "side_effects", e.id, ("recorded_at", "kind", "grade"))
@@ -258,10 +289,12 @@ def add_side_effect(s: Session, actor: str, p: Patient, recorded_at: datetime, k
 
 def add_lab(s: Session, actor: str, p: Patient, taken_at: datetime, test: str, value: float, uln: float) -> Lab:
     _require_consent(p)
+    check_time(taken_at, "time", future_years=0)
     test = test.strip().upper()
     _check(test in LAB_TESTS, "test", test, ", ".join(LAB_TESTS))
-    _check(value >= 0 and np.isfinite(value), "value", value, "a value >= 0 in U/L")
-    _check(uln > 0 and np.isfinite(uln), "upper limit", uln, "the laboratory's upper limit of normal (U/L) > 0")
+    _check(value is not None and value >= 0 and np.isfinite(value), "value", value, "a value >= 0 in U/L")
+    _check(uln is not None and uln > 0 and np.isfinite(uln), "upper limit", uln,
+           "the laboratory's upper limit of normal (U/L) > 0")
     lab = Lab(patient_id=p.id, taken_at=taken_at, test=test, value_u_l=float(value), uln_u_l=float(uln))
     s.add(lab)
     s.flush()
@@ -271,8 +304,8 @@ def add_lab(s: Session, actor: str, p: Patient, taken_at: datetime, test: str, v
 
 def add_note(s: Session, actor: str, p: Patient, text: str) -> Note:
     _require_consent(p)
-    _check(0 < len(text.strip()) <= 5000, "note", text[:20], "1-5000 characters")
-    n = Note(patient_id=p.id, created_at=now(), author=actor, text=text.strip())
+    text = clean_text(text, "note", 5000, multiline=True)
+    n = Note(patient_id=p.id, created_at=now(), author=actor, text=text)
     s.add(n)
     s.flush()
     audit(s, actor, "create", "notes", n.id, ("text",))
@@ -318,8 +351,17 @@ def export_tables(record: dict) -> dict[str, pd.DataFrame]:
 
 
 def erase_patient(s: Session, actor: str, p: Patient) -> str:
-    """Right to erasure: delete every row of the patient; the audit entry keeps only a random reference."""
+    """Right to erasure: delete every row of the patient; the audit keeps who did what and when, and a random
+    reference, but no link to the rows."""
     reference = secrets.token_hex(6)
+    linked = {"patients": [p.id]}
+    for model in (*PATIENT_TABLES, Course):
+        linked[model.__tablename__] = list(s.scalars(select(model.id).where(model.patient_id == p.id)))
+    linked["infusions"] = [i.id for c in p.courses for i in c.infusions]
+    for entity, ids in linked.items():  # earlier audit rows keep who and when, but no longer point at the rows
+        if ids:
+            s.execute(update(AuditEntry).where(AuditEntry.entity == entity, AuditEntry.entity_id.in_(ids))
+                      .values(entity_id=None, detail=json.dumps({"erased": reference})))
     s.delete(p)
     s.flush()
     s.add(AuditEntry(at=now(), actor=actor, action="erase", entity="patients", entity_id=None,
@@ -333,12 +375,29 @@ def add_appointment_request(s: Session, name: str, contact: str, message: str, c
     _check(consent, "consent", "not given", "tick the box to accept the privacy statement; without it we cannot "
            "store your request")
     _check_consent_version(consent_version)
-    _check(0 < len(name.strip()) <= 100, "name", name[:20], "1-100 characters")
-    _check(0 < len(contact.strip()) <= 200, "contact", contact[:20], "a phone number or e-mail address")
-    _check(len(message) <= 2000, "message", message[:20], "at most 2000 characters")
-    r = AppointmentRequest(created_at=now(), name=name.strip(), contact=contact.strip(), message=message.strip(),
+    name = clean_text(name, "name", 100)
+    contact = clean_text(contact, "contact", 200)
+    message = clean_text(message, "message", 2000, multiline=True) if (message or "").strip() else ""
+    r = AppointmentRequest(created_at=now(), name=name, contact=contact, message=message,
                            consent_version=consent_version)
     s.add(r)
     s.flush()
     audit(s, "public", "create", "appointment_requests", r.id)
     return r
+
+
+def delete_request(s: Session, actor: str, request_id: int) -> None:
+    """Delete an appointment request (its contact details are kept no longer than needed)."""
+    r = s.get(AppointmentRequest, request_id)
+    _check(r is not None, "request", request_id, "no such appointment request")
+    s.delete(r)
+    audit(s, actor, "delete", "appointment_requests", request_id)
+
+
+def purge_requests(s: Session, actor: str, older_than_days: int) -> int:
+    """Delete appointment requests older than ``older_than_days``; returns how many."""
+    _check(older_than_days >= 0, "--older-than", older_than_days, "a number of days >= 0")
+    cutoff = now() - timedelta(days=older_than_days)
+    n = s.execute(delete(AppointmentRequest).where(AppointmentRequest.created_at < cutoff)).rowcount
+    audit(s, actor, "purge", "appointment_requests", None, ())
+    return int(n or 0)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ketaplan.course.schema import User
+from ketaplan.course.schema import User, WebSession
 from ketaplan.course.store import audit, now
 from ketaplan.errors import InputError
 
@@ -47,24 +48,41 @@ def add_user(s: Session, actor: User | None, username: str, password: str, role:
     return u
 
 
-def authenticate(s: Session, username: str, password: str) -> User | None:
-    """The user if the password is right and the account is not locked, else None (never saying which).
+_DUMMY_HASH: list[str] = []
 
-    Failures are counted and lock the account; the caller commits, so the count survives a refusal.
+
+def _dummy_verify(password: str) -> None:
+    """The work of a real password check, so answers take the same time whatever the reason."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(_hasher.hash("ketaplan-dummy-password"))
+    with contextlib.suppress(VerificationError, InvalidHashError):
+        _hasher.verify(_DUMMY_HASH[0], password)
+
+
+def authenticate(s: Session, username: str, password: str) -> User | None:
+    """The user if the password is right and the account is neither locked nor disabled, else None.
+
+    Every attempt is counted first with one UPDATE (which also serialises parallel attempts on the same
+    account), so parallel guesses cannot outrun the lock-out; a success resets the count. The caller
+    commits, so the count survives a refusal.
     """
-    u = s.scalar(select(User).where(User.username == username.strip()))
     t = now()
-    if u is None:
-        _hasher.hash(password)  # same work as a real check, so timing does not reveal user names
+    row = s.execute(update(User).where(User.username == username.strip())
+                    .values(failed_logins=User.failed_logins + 1)
+                    .returning(User.id, User.failed_logins, User.locked_until, User.disabled_at)).first()
+    if row is None:
+        _dummy_verify(password)
         return None
-    if u.locked_until is not None and u.locked_until > t:
+    user_id, attempts, locked_until, disabled_at = row
+    u = s.get(User, user_id, populate_existing=True)
+    if disabled_at is not None or (locked_until is not None and locked_until > t):
+        _dummy_verify(password)
         audit(s, u.username, "login_locked", "users", u.id)
         return None
     try:
         _hasher.verify(u.password_hash, password)
     except (VerificationError, InvalidHashError):
-        u.failed_logins += 1
-        if u.failed_logins >= MAX_FAILURES:
+        if attempts >= MAX_FAILURES:
             u.locked_until = t + timedelta(minutes=LOCK_MINUTES)
             u.failed_logins = 0
         audit(s, u.username, "login_failed", "users", u.id)
@@ -77,8 +95,13 @@ def authenticate(s: Session, username: str, password: str) -> User | None:
     return u
 
 
-def change_password(s: Session, actor: User, username: str, new_password: str, current_password: str | None) -> None:
-    """Users change their own password (with the current one); an admin may reset anyone's."""
+def change_password(s: Session, actor: User, username: str, new_password: str, current_password: str | None,
+                    keep_session: str | None = None) -> None:
+    """Users change their own password (with the current one); an admin may reset anyone's.
+
+    A wrong current password counts as a failed login. Every session of the user ends, except
+    ``keep_session`` (the token hash of the session making the change).
+    """
     target = s.scalar(select(User).where(User.username == username))
     if target is None:
         raise InputError("username", username, "no such user")
@@ -88,9 +111,50 @@ def change_password(s: Session, actor: User, username: str, new_password: str, c
         try:
             _hasher.verify(target.password_hash, current_password or "")
         except (VerificationError, InvalidHashError):
-            raise InputError("current password", "wrong", "give your current password") from None
+            raise WrongCurrentPassword() from None
     _check_password(new_password)
     target.password_hash = _hasher.hash(new_password)
     target.failed_logins = 0
     target.locked_until = None
+    end_sessions(s, target, keep=keep_session)
     audit(s, actor.username, "password", "users", target.id)
+
+
+class WrongCurrentPassword(InputError):
+    """The current password given with a change was wrong (the caller counts it as a failed login)."""
+
+    def __init__(self) -> None:
+        super().__init__("current password", "wrong", "give your current password")
+
+
+def count_failure(s: Session, user: User) -> None:
+    """Count a failed password check outside login (e.g. a wrong current password); may lock the account."""
+    attempts = s.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
+                         .returning(User.failed_logins)).scalar()
+    if attempts >= MAX_FAILURES:
+        s.execute(update(User).where(User.id == user.id).values(failed_logins=0,
+                                                                locked_until=now() + timedelta(minutes=LOCK_MINUTES)))
+        end_sessions(s, user)
+    audit(s, user.username, "password_failed", "users", user.id)
+
+
+def end_sessions(s: Session, user: User, keep: str | None = None) -> None:
+    """End every web session of ``user`` (but ``keep``)."""
+    query = delete(WebSession).where(WebSession.user_id == user.id)
+    if keep is not None:
+        query = query.where(WebSession.token_hash != keep)
+    s.execute(query)
+
+
+def disable_user(s: Session, actor: User, username: str) -> None:
+    """An admin disables an account (staff who left): no more logins, sessions end; the audit keeps its name."""
+    if actor.role != "admin":
+        raise InputError("user", actor.username, "only an admin can disable users")
+    target = s.scalar(select(User).where(User.username == username))
+    if target is None:
+        raise InputError("username", username, "no such user")
+    if target.id == actor.id:
+        raise InputError("username", username, "an admin cannot disable their own account")
+    target.disabled_at = now()
+    end_sessions(s, target)
+    audit(s, actor.username, "disable", "users", target.id)

@@ -217,8 +217,8 @@ def follow_up(est: Estimate, model: SpecModel, threshold: float = 0.3, target_le
     return FollowUp(nc, rate, plan, curves, notes)
 
 
-def _plot_grid(courses, horizon: float) -> np.ndarray:
-    pieces = [np.arange(0.0, horizon + 1e-9, 6.0)]
+def _plot_grid(courses, horizon: float, max_points: int = 4000) -> np.ndarray:
+    pieces = [np.arange(0.0, horizon + 1e-9, max(6.0, horizon / max_points))]
     for c in courses:
         pieces.append(np.linspace(c.start, c.end + 12.0, 120))
     grid = np.unique(np.concatenate(pieces))

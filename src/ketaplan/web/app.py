@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ketaplan import __version__
 from ketaplan.course.db import make_engine, require_schema, transaction
@@ -58,6 +59,8 @@ def create_app(db: str | None = None, secure_cookies: bool = True, engine: Engin
         response = await call_next(request)
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
+        if request.app.state.settings.secure_cookies:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         route = request.scope.get("route")
         # the route template, never the URL: codes and query strings stay out of the log
         log.info("%s %s %d %.0f ms", request.method, getattr(route, "path", "-"), response.status_code,
@@ -67,11 +70,30 @@ def create_app(db: str | None = None, secure_cookies: bool = True, engine: Engin
     for module in (pages_auth, pages_public, pages_patients):
         app.include_router(module.router)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = {404: "There is no such page.", 405: "This page does not accept that request."}.get(
+            exc.status_code, "The request could not be served.")
+        return await run_in_threadpool(_error_page, request, message, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception):
+        log.error("error %s on %s %s", type(exc).__name__, request.method,
+                  getattr(request.scope.get("route"), "path", "-"))
+        return await run_in_threadpool(_error_page, request, "Something went wrong on the server; nothing from "
+                                       "this request was saved. Try again, and tell the administrator if it "
+                                       "happens again.", 500)
+
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict:
         return {"status": "ok"}
 
     return app
+
+
+def _error_page(request: Request, message: str, status: int) -> HTMLResponse:
+    with db(request) as s:
+        return render(request, "error.html", visit(request, s), status=status, message=message)
 
 
 @dataclass
@@ -133,13 +155,12 @@ def checked(request: Request, s: Session, form: dict) -> Visit | None:
 
 
 def staff_form(request: Request, s: Session, form: dict) -> Visit | Response:
-    """The visit of a logged-in user whose form carries the session's CSRF token, else the response to send."""
-    v = checked(request, s, form)
-    if v is None:
-        return refused(request, visit(request, s), CSRF_MESSAGE)
-    if v.user is None:
+    """The visit of a logged-in user whose form carries the session's CSRF token, else the response to send
+    (the login page without a logged-in session, the refusal without a valid token)."""
+    if visit(request, s).user is None:
         return to_login(request)
-    return v
+    v = checked(request, s, form)
+    return v if v is not None else refused(request, visit(request, s), CSRF_MESSAGE)
 
 
 def staff_page(request: Request, s: Session) -> Visit | Response:

@@ -7,7 +7,15 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from ketaplan.course.schema import User
-from ketaplan.course.users import ROLES, add_user, authenticate, change_password
+from ketaplan.course.users import (
+    ROLES,
+    WrongCurrentPassword,
+    add_user,
+    authenticate,
+    change_password,
+    count_failure,
+    disable_user,
+)
 from ketaplan.errors import InputError
 from ketaplan.web import sessions
 from ketaplan.web.app import (
@@ -93,16 +101,37 @@ def _password(request: Request, form: dict):
             if not isinstance(v, Visit):
                 return v
             change_password(s, v.user, form.get("username") or v.user.username, form.get("new_password", ""),
-                            form.get("current_password"))
+                            form.get("current_password"), keep_session=v.session.token_hash)
+    except WrongCurrentPassword as exc:
+        with db(request) as s:  # a wrong current password counts as a failed login
+            v = visit(request, s)
+            if v.user is not None:
+                count_failure(s, v.user)
+        return _account_error(request, exc, "")
     except InputError as exc:
         return _account_error(request, exc, "only their own")
     return RedirectResponse("/account?done=password", status_code=303)
 
 
+def _disable(request: Request, form: dict):
+    try:
+        with db(request) as s:
+            v = staff_form(request, s, form)
+            if not isinstance(v, Visit):
+                return v
+            disable_user(s, v.user, form.get("username", ""))
+    except InputError as exc:
+        return _account_error(request, exc, "only an admin")
+    return RedirectResponse("/account?done=disabled", status_code=303)
+
+
+router.add_api_route("/account/disable", form_endpoint(_disable), methods=["POST"])
+
+
 def _account_error(request: Request, exc: InputError, forbidden: str):
     with db(request) as s:
         v = visit(request, s)
-        return refused(request, v, str(exc), status=403 if forbidden in str(exc) else 400)
+        return refused(request, v, str(exc), status=403 if forbidden and forbidden in str(exc) else 400)
 
 
 router.add_api_route("/account/password", form_endpoint(_password), methods=["POST"])

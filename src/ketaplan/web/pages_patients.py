@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
@@ -131,7 +131,7 @@ def _patient_view(request: Request, s, v, code: str, error: str | None = None, s
                   n_diary=len(diary), labs=rows(Lab, Lab.taken_at)[-20:], effects=rows(SideEffect,
                                                                                      SideEffect.recorded_at)[-20:],
                   notes=rows(Note, Note.created_at)[-20:], consent=consent,
-                  dose_12m=cumulative_dose_mg(p, today.replace(year=today.year - 1)), pump=_pump(p),
+                  dose_12m=cumulative_dose_mg(p, today - timedelta(days=365)), pump=_pump(p),
                   now=today.strftime("%Y-%m-%dT%H:%M"))
 
 

@@ -83,3 +83,19 @@ def _handled(request: Request, form: dict):
 
 
 router.add_api_route("/inbox/{item:int}/handled", form_endpoint(_handled), methods=["POST"])
+
+
+def _delete(request: Request, form: dict):
+    try:
+        with db(request) as s:
+            v = staff_form(request, s, form)
+            if not isinstance(v, Visit):
+                return v
+            store.delete_request(s, v.user.username, int(request.path_params["item"]))
+    except InputError as exc:
+        with db(request) as s:
+            return refused(request, visit(request, s), str(exc), status=404)
+    return RedirectResponse("/inbox", status_code=303)
+
+
+router.add_api_route("/inbox/{item:int}/delete", form_endpoint(_delete), methods=["POST"])

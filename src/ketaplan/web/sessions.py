@@ -20,6 +20,7 @@ from ketaplan.course.store import now
 
 COOKIE = "ketaplan_session"
 LIFETIME = timedelta(hours=12)
+ANONYMOUS_LIFETIME = timedelta(hours=1)
 
 
 def _hash(token: str) -> str:
@@ -41,10 +42,9 @@ def create(s: Session, user: User | None) -> tuple[str, WebSession]:
     token = secrets.token_urlsafe(32)
     t = now()
     ws = WebSession(token_hash=_hash(token), user_id=user.id if user else None, csrf_token=secrets.token_urlsafe(32),
-                    created_at=t, expires_at=t + LIFETIME)
+                    created_at=t, expires_at=t + (LIFETIME if user else ANONYMOUS_LIFETIME))
     s.add(ws)
-    if secrets.randbelow(50) == 0:  # now and then, drop expired sessions
-        s.execute(delete(WebSession).where(WebSession.expires_at <= t))
+    s.execute(delete(WebSession).where(WebSession.expires_at <= t))  # indexed: cheap
     return token, ws
 
 
