@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ketaplan import __version__
 from ketaplan.course.db import make_engine, require_schema, transaction
 from ketaplan.course.schema import User, WebSession
+from ketaplan.errors import InputError
 from ketaplan.web import sessions
 
 log = logging.getLogger("ketaplan.web")
@@ -161,6 +163,26 @@ def staff_form(request: Request, s: Session, form: dict) -> Visit | Response:
         return to_login(request)
     v = checked(request, s, form)
     return v if v is not None else refused(request, visit(request, s), CSRF_MESSAGE)
+
+
+def staff_action(request: Request, form: dict, action: Callable[[Session, Visit], Response | None], done_url: str,
+                 on_error: Callable[[InputError], Response]) -> Response:
+    """Run ``action(session, visit)`` for a logged-in user whose form carries the CSRF token, in one transaction.
+
+    Redirects to ``done_url`` afterwards (unless the action returns its own response); a refused value
+    rolls everything back and answers ``on_error(exc)``.
+    """
+    try:
+        with db(request) as s:
+            v = staff_form(request, s, form)
+            if not isinstance(v, Visit):
+                return v
+            result = action(s, v)
+            if result is not None:
+                return result
+    except InputError as exc:
+        return on_error(exc)
+    return RedirectResponse(done_url, status_code=303)
 
 
 def staff_page(request: Request, s: Session) -> Visit | Response:

@@ -27,7 +27,7 @@ from ketaplan.web.app import (
     refused,
     render,
     set_cookie,
-    staff_form,
+    staff_action,
     staff_page,
     visit,
 )
@@ -95,58 +95,38 @@ def account_page(request: Request):
 
 
 def _password(request: Request, form: dict):
-    try:
-        with db(request) as s:
-            v = staff_form(request, s, form)
-            if not isinstance(v, Visit):
-                return v
-            change_password(s, v.user, form.get("username") or v.user.username, form.get("new_password", ""),
-                            form.get("current_password"), keep_session=v.session.token_hash)
-    except WrongCurrentPassword as exc:
-        with db(request) as s:  # a wrong current password counts as a failed login
-            v = visit(request, s)
-            if v.user is not None:
-                count_failure(s, v.user)
-        return _account_error(request, exc, "")
-    except InputError as exc:
+    def action(s, v):
+        change_password(s, v.user, form.get("username") or v.user.username, form.get("new_password", ""),
+                        form.get("current_password"), keep_session=v.session.token_hash)
+
+    def on_error(exc: InputError):
+        if isinstance(exc, WrongCurrentPassword):
+            with db(request) as s:  # a wrong current password counts as a failed login
+                v = visit(request, s)
+                if v.user is not None:
+                    count_failure(s, v.user)
         return _account_error(request, exc, "only their own")
-    return RedirectResponse("/account?done=password", status_code=303)
+
+    return staff_action(request, form, action, "/account?done=password", on_error)
 
 
 def _disable(request: Request, form: dict):
-    try:
-        with db(request) as s:
-            v = staff_form(request, s, form)
-            if not isinstance(v, Visit):
-                return v
-            disable_user(s, v.user, form.get("username", ""))
-    except InputError as exc:
-        return _account_error(request, exc, "only an admin")
-    return RedirectResponse("/account?done=disabled", status_code=303)
+    return staff_action(request, form, lambda s, v: disable_user(s, v.user, form.get("username", "")),
+                        "/account?done=disabled", lambda exc: _account_error(request, exc, "only an admin"))
 
 
-router.add_api_route("/account/disable", form_endpoint(_disable), methods=["POST"])
+def _add_user(request: Request, form: dict):
+    return staff_action(request, form, lambda s, v: add_user(s, v.user, form.get("username", ""),
+                                                             form.get("password", ""), form.get("role", "clinician")),
+                        "/account?done=user", lambda exc: _account_error(request, exc, "only an admin"))
 
 
 def _account_error(request: Request, exc: InputError, forbidden: str):
     with db(request) as s:
         v = visit(request, s)
-        return refused(request, v, str(exc), status=403 if forbidden and forbidden in str(exc) else 400)
+        return refused(request, v, str(exc), status=403 if forbidden in str(exc) else 400)
 
 
 router.add_api_route("/account/password", form_endpoint(_password), methods=["POST"])
-
-
-def _add_user(request: Request, form: dict):
-    try:
-        with db(request) as s:
-            v = staff_form(request, s, form)
-            if not isinstance(v, Visit):
-                return v
-            add_user(s, v.user, form.get("username", ""), form.get("password", ""), form.get("role", "clinician"))
-    except InputError as exc:
-        return _account_error(request, exc, "only an admin")
-    return RedirectResponse("/account?done=user", status_code=303)
-
-
+router.add_api_route("/account/disable", form_endpoint(_disable), methods=["POST"])
 router.add_api_route("/account/users", form_endpoint(_add_user), methods=["POST"])

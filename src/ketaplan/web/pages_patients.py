@@ -20,7 +20,7 @@ from ketaplan.web.app import (
     form_endpoint,
     refused,
     render,
-    staff_form,
+    staff_action,
     staff_page,
     visit,
 )
@@ -77,26 +77,27 @@ def _when(form: dict, key: str, label: str) -> datetime:
 
 def _new_patient(request: Request, form: dict):
     version, _ = store.privacy_statement()
-    try:
-        with db(request) as s:
-            v = staff_form(request, s, form)
-            if not isinstance(v, Visit):
-                return v
-            if form.get("consent") != "yes":
-                raise InputError("consent", "not recorded", "the patient must accept the privacy statement before "
-                                 "their data are stored")
-            p = store.add_patient(s, v.user.username, form.get("code", ""), _number(form, "birth_year", "birth year",
-                                                                                   True),
-                                  form.get("sex", ""), form.get("diagnosis", ""), _number(form, "weight", "weight"),
+
+    def action(s, v):
+        if form.get("consent") != "yes":
+            raise InputError("consent", "not recorded", "the patient must accept the privacy statement before "
+                             "their data are stored")
+        try:
+            p = store.add_patient(s, v.user.username, form.get("code", ""),
+                                  _number(form, "birth_year", "birth year", True), form.get("sex", ""),
+                                  form.get("diagnosis", ""), _number(form, "weight", "weight"),
                                   form.get("consent_version", ""), _number(form, "baseline_pain", "baseline pain"),
                                   form.get("drug", "racemic"))
-            code = p.code
-    except (InputError, TypeError) as exc:
-        message = str(exc) if isinstance(exc, InputError) else "fill in every required field"
+        except TypeError:
+            raise InputError("form", "incomplete", "fill in every required field") from None
+        return RedirectResponse(f"/patients/{p.code}", status_code=303)
+
+    def on_error(exc: InputError):
         with db(request) as s:
             return render(request, "patient_new.html", visit(request, s), status=400, version=version,
-                          error=message, form=form)
-    return RedirectResponse(f"/patients/{code}", status_code=303)
+                          error=str(exc), form=form)
+
+    return staff_action(request, form, action, "/patients", on_error)
 
 
 router.add_api_route("/patients", form_endpoint(_new_patient), methods=["POST"])
@@ -202,22 +203,22 @@ ACTIONS = {"course": _course, "infusion": _infusion, "level": _level, "diary": _
 def _record(request: Request, form: dict):
     code = request.path_params["code"]
     action = ACTIONS.get(request.path_params["action"])
-    try:
-        with db(request) as s:
-            v = staff_form(request, s, form)
-            if not isinstance(v, Visit):
-                return v
-            if action is None:
-                return refused(request, v, "There is no such form.", status=404)
+
+    def run(s, v):
+        if action is None:
+            return refused(request, v, "There is no such form.", status=404)
+        try:
             action(s, v.user.username, store.get_patient(s, code), form)
-    except (InputError, TypeError) as exc:
-        message = str(exc) if isinstance(exc, InputError) else "fill in every required field"
+        except TypeError:
+            raise InputError("form", "incomplete", "fill in every required field") from None
+        return None
+
+    def on_error(exc: InputError):
         with db(request) as s:
-            v = staff_page(request, s)
-            if not isinstance(v, Visit):
-                return v
-            return _patient_view(request, s, v, code, error=message, status=400)
-    return RedirectResponse(f"/patients/{code}#record", status_code=303)
+            v = visit(request, s)
+            return _patient_view(request, s, v, code, error=str(exc), status=400)
+
+    return staff_action(request, form, run, f"/patients/{code}#record", on_error)
 
 
 router.add_api_route("/patients/{code}/{action}", form_endpoint(_record), methods=["POST"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from ketaplan.course import store
@@ -17,7 +16,7 @@ from ketaplan.web.app import (
     form_endpoint,
     refused,
     render,
-    staff_form,
+    staff_action,
     staff_page,
     visit,
 )
@@ -71,31 +70,27 @@ def inbox_page(request: Request):
 
 
 def _handled(request: Request, form: dict):
-    with db(request) as s:
-        v = staff_form(request, s, form)
-        if not isinstance(v, Visit):
-            return v
+    def action(s, v):
         item = s.get(AppointmentRequest, int(request.path_params["item"]))
         if item is not None and item.handled_by is None:
             item.handled_by = v.user.username
             store.audit(s, v.user.username, "handled", "appointment_requests", item.id)
-    return RedirectResponse("/inbox", status_code=303)
+
+    return staff_action(request, form, action, "/inbox", lambda exc: _inbox_error(request, exc))
+
+
+def _inbox_error(request: Request, exc: InputError):
+    with db(request) as s:
+        return refused(request, visit(request, s), str(exc), status=404)
 
 
 router.add_api_route("/inbox/{item:int}/handled", form_endpoint(_handled), methods=["POST"])
 
 
 def _delete(request: Request, form: dict):
-    try:
-        with db(request) as s:
-            v = staff_form(request, s, form)
-            if not isinstance(v, Visit):
-                return v
-            store.delete_request(s, v.user.username, int(request.path_params["item"]))
-    except InputError as exc:
-        with db(request) as s:
-            return refused(request, visit(request, s), str(exc), status=404)
-    return RedirectResponse("/inbox", status_code=303)
+    return staff_action(request, form, lambda s, v: store.delete_request(s, v.user.username,
+                                                                        int(request.path_params["item"])),
+                        "/inbox", lambda exc: _inbox_error(request, exc))
 
 
 router.add_api_route("/inbox/{item:int}/delete", form_endpoint(_delete), methods=["POST"])
