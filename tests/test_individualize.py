@@ -239,3 +239,31 @@ def test_data_from_several_courses_are_fitted_together_and_the_forecast_follows_
     nc = next_course(f.estimate, f.model)
     assert nc.last_course_end_h == pytest.approx(second + 120.0)
     assert nc.due_h[1] > second + 120.0
+
+
+def test_a_saddle_is_reported_and_its_covariance_bounded_by_the_prior():
+    """predict = eta^2 with data at 1: eta = 0 is a saddle of the posterior (BFGS starts there with a 0 gradient)."""
+    from ketaplan.individualize.problem import Problem
+
+    obs = Observations.of([1.0, 2.0], ["x", "x"], [1.0, 1.0])
+    problem = Problem(("a",), np.array([[0.1]]), np.ones(1), ("1",), obs,
+                      ResidualModel(np.zeros(2), np.full(2, 0.1), np.ones(2)), lambda e: np.hstack([e**2, e**2]))
+    est = fit(problem)
+    assert est.covariance[0, 0] <= 0.1 + 1e-12
+    assert any("not curved" in w for w in est.warnings)
+
+
+def test_log_transformed_data_with_a_blq_sample_at_the_start_of_an_infusion(tmp_path):
+    import yaml
+
+    rows = [[1, 0, 100, 1, 1, ".", 1], [1, 0, ".", 0, 0, np.log(0.5), 1], [1, 2, ".", 0, 0, np.log(3.0), 1],
+            [1, 6, ".", 0, 0, np.log(1.4), 1]]
+    data = predpp_data(rows)
+    data["BLQ"] = ["0", "1", "0", "0"]
+    data["RATE"] = ["50", ".", ".", "."]
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"advan": 1, "CL": 2.0, "V": 30.0, "omega": {"CL": 0.2}, "sigma": {"additive": 0.04},
+                                    "transform": "log"}))
+    [result] = fit_dataset(data, path)
+    assert np.isfinite(result.estimate.objective) and result.estimate.converged
+    assert result.estimate.sd[0] < np.sqrt(0.2)

@@ -99,3 +99,26 @@ def test_per_course_effects_are_estimated_from_levels_of_each_course():
 def test_virtual_populations_refuse_a_model_with_course_to_course_variability():
     with pytest.raises(InputError, match="course-to-course"):
         make_spec(REGIMEN, with_iov(), n=10)
+
+
+def test_a_fit_with_no_data_in_the_latest_course_and_population_shrinkage_over_different_course_counts():
+    from ketaplan.individualize.api import PatientFit, population_shrinkage
+    from ketaplan.individualize.dataset import FitCase
+    from ketaplan.planning.next_course import next_course, rate_for_level
+
+    spec = with_iov()
+    cov = Covariates.of(80.0, 59, "male")
+    times = [6.0, 24.0, 510.0, 528.0]  # courses 1 and 2 only; course 3 has started without samples yet
+    obs = Observations.of(times, ["ketamine"] * 4, [150.0, 160.0, 140.0, 150.0])
+    problem, model = spec_problem(spec, REGIMEN, cov, obs)
+    est = fit(problem)
+    assert est.converged and np.isfinite(est.objective)
+    assert next_course(est, model).due_h[1] > 1008.0
+    r = rate_for_level(est, model, 150.0)
+    assert r.level_interval_ng_ml[0] < 150.0 < r.level_interval_ng_ml[1]
+    two = parse_regimen("20 mg/h IV for 2 d every 3 weeks x 2")
+    p2, m2 = spec_problem(spec, two, cov, Observations.of(times, ["ketamine"] * 4, [120.0, 130.0, 150.0, 170.0]))
+    fits = [PatientFit(FitCase("a", 1, problem, model, None), est),
+            PatientFit(FitCase("b", 2, p2, m2, None), fit(p2))]
+    shrink = population_shrinkage(fits)
+    assert "k10" in shrink and not any("course" in k for k in shrink)

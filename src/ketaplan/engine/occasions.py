@@ -78,6 +78,8 @@ def solve_by_occasion(builts: Sequence[BuiltModel], starts: Sequence[float], rec
             t_k = np.append(t_k, hi)
         readout = np.concatenate([built.readout(list(names)), np.broadcast_to(np.eye(n_states),
                                                                                (s, n_states, n_states))], axis=1)
+        if len(t_k) == 0:  # nothing to report in the last occasion
+            break
         if len(rec.time) == 0:
             values = np.zeros((s, len(t_k), readout.shape[1]))
         else:

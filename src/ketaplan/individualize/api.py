@@ -14,7 +14,7 @@ from ketaplan.individualize.dataset import FitCase, fit_cases
 from ketaplan.individualize.estimate import Estimate, fit
 from ketaplan.individualize.mcmc import sample_posterior
 from ketaplan.individualize.observations import PAIN, Observations
-from ketaplan.individualize.problem import SpecModel, spec_problem
+from ketaplan.individualize.problem import OCCASION_MARK, SpecModel, spec_problem
 from ketaplan.models.spec import ModelSpec
 from ketaplan.predict import Patient
 from ketaplan.regimen import Regimen
@@ -105,11 +105,17 @@ def observations_from_frame(frame: pd.DataFrame, spec: ModelSpec) -> Observation
 
 
 def population_shrinkage(fits: Sequence[PatientFit]) -> dict[str, float]:
-    """Eta shrinkage over the fitted individuals: 1 - SD(eta_hat) / omega (needs at least 2)."""
+    """Eta shrinkage of the between-patient effects over the fitted individuals: 1 - SD(eta_hat) / omega
+    (needs at least 2; effects are matched by name, so patients may have different numbers of courses)."""
     if len(fits) < 2:
         return {}
     first = fits[0].estimate.problem
-    etas = np.array([f.estimate.eta for f in fits])
-    sd = etas.std(axis=0, ddof=1)
-    return {name: float(1 - s / np.sqrt(first.omega[i, i])) for i, (name, s) in enumerate(zip(first.eta_names, sd,
-                                                                                               strict=True))}
+    out = {}
+    for i, name in enumerate(first.eta_names):
+        if OCCASION_MARK in name:
+            continue
+        etas = [f.estimate.eta[f.estimate.problem.eta_names.index(name)] for f in fits
+                if name in f.estimate.problem.eta_names]
+        if len(etas) >= 2:
+            out[name] = float(1 - np.std(etas, ddof=1) / np.sqrt(first.omega[i, i]))
+    return out

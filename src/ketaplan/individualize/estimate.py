@@ -112,10 +112,18 @@ def fit(problem: Problem, start: np.ndarray | None = None) -> Estimate:
     result = minimize(value_and_gradient, x0, jac=True, method="BFGS",
                       options={"gtol": 1e-4, "maxiter": 200 * max(k, 1)})
     eta = result.x
-    covariance = laplace_covariance(problem, eta)
-    est = Estimate(problem, eta, covariance, float(result.fun), bool(result.success), int(result.nit),
+    covariance, curved = laplace_covariance(problem, eta)
+    finite = bool(np.isfinite(result.fun))
+    est = Estimate(problem, eta, covariance, float(result.fun), bool(result.success) and finite, int(result.nit),
                    problem.evaluations - before)
     est.warnings = _warnings(est, result)
+    if not finite:
+        est.warnings.insert(0, "The data cannot be fitted with this model (the objective is not finite at any "
+                            "tried value); check the observations and their units.")
+    elif not curved:
+        est.warnings.append("The objective is not curved like a single peak at the estimate (a saddle or a "
+                            "flat direction): the Laplace intervals are bounded by the prior; run with MCMC "
+                            "(--mcmc) for reliable intervals.")
     return est
 
 
@@ -152,17 +160,25 @@ def hessian(problem: Problem, eta: np.ndarray, h: float = HESSIAN_STEP) -> np.nd
     return out
 
 
-def laplace_covariance(problem: Problem, eta: np.ndarray) -> np.ndarray:
-    """Inverse of half the Hessian of the objective (-2 log posterior), made positive definite."""
-    h = hessian(problem, eta) / 2.0
-    h = (h + h.T) / 2
-    w, v = np.linalg.eigh(h)
-    floor = 1e-8 * max(1.0, float(np.max(np.abs(w))))
-    w = np.maximum(w, floor)
-    cov = (v / w) @ v.T
-    # the posterior cannot be wider than the prior in any direction for an informative likelihood;
-    # where the Hessian is flat (numerical noise) fall back to the prior variance
-    return (cov + cov.T) / 2
+def laplace_covariance(problem: Problem, eta: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Inverse of half the Hessian of the objective (-2 log posterior), and whether that Hessian was curved.
+
+    Half the Hessian is the prior precision Omega^-1 plus the data's precision. Where the data's part is
+    not positive semi-definite (a saddle or numerical noise) its negative directions are set to 0, so the
+    covariance is never wider than the prior; the flag then says the estimate is not a clean maximum.
+    """
+    k = len(eta)
+    if k == 0:
+        return np.zeros((0, 0)), True
+    prior = problem.precision
+    data = hessian(problem, eta) / 2.0 - prior
+    data = (data + data.T) / 2
+    w, v = np.linalg.eigh(data)
+    scale = max(1.0, float(np.max(np.abs(np.linalg.eigvalsh(prior)))))
+    curved = bool(np.all(w > -1e-6 * scale))
+    precision = (v * np.maximum(w, 0.0)) @ v.T + prior
+    cov = np.linalg.inv(precision)
+    return (cov + cov.T) / 2, curved
 
 
 def _warnings(est: Estimate, result) -> list[str]:

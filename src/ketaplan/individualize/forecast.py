@@ -23,12 +23,13 @@ def posterior_curves(est: Estimate, model: SpecModel, times: np.ndarray, names: 
 
 def prediction_table(est: Estimate, model: SpecModel, times: np.ndarray, names: Sequence[str],
                      draws: int = DRAWS, seed: int = 1, level: float = 0.9) -> pd.DataFrame:
-    """Long table: time, output, MAP prediction and the equal-tailed ``level`` interval over the posterior."""
+    """Long table: time, output, MAP prediction, median and the equal-tailed ``level`` interval over the posterior
+    (columns p5 and p95 for the default 90 %)."""
     at_map, sampled = posterior_curves(est, model, times, names, draws, seed)
     tail = (1 - level) / 2
     frames = []
     for name in names:
         lo, mid, hi = np.quantile(sampled[name], [tail, 0.5, 1 - tail], axis=0)
-        frames.append(pd.DataFrame({"time": times, "output": name, "map": at_map[name], "p5": lo, "p50": mid,
-                                    "p95": hi}))
+        frames.append(pd.DataFrame({"time": times, "output": name, "map": at_map[name], f"p{100 * tail:g}": lo,
+                                    "p50": mid, f"p{100 * (1 - tail):g}": hi}))
     return pd.concat(frames, ignore_index=True)

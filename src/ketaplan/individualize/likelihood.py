@@ -50,7 +50,8 @@ def neg2_log_likelihood(pred: np.ndarray, obs: Observations, residual: ResidualM
     level = ~score
     if level.any():
         f = pred[:, level]
-        sd = np.sqrt((residual.proportional[level] * f) ** 2 + residual.additive[level] ** 2)
+        prop = residual.proportional[level]
+        sd = np.sqrt(np.where(prop > 0, (prop * f) ** 2, 0.0) + residual.additive[level] ** 2)
         sd = np.maximum(sd, SD_FLOOR)
         blq = obs.blq[level]
         y = obs.value[level]

@@ -76,9 +76,9 @@ def check_observations(obs: Observations, first_dose: float | None, outputs: set
             raise InputError(f"{where}, TIME", t, f"a level measured before the first dose (at {first_dose:g} h) "
                              "cannot be fitted; remove it or mark it as a baseline sample with EVID 2")
         if obs.blq[i]:
-            if not np.isfinite(obs.lloq[i]) or obs.lloq[i] <= 0:
+            if not np.isfinite(obs.lloq[i]) or (obs.lloq[i] <= 0 and not log_scale):
                 raise InputError(f"{where}, LLOQ", obs.lloq[i], "a BLQ level needs its quantification limit > 0 "
-                                 "(in the LLOQ column or as DV)")
+                                 "(in the LLOQ column or as DV; on the log scale any finite log)")
             continue
         if not np.isfinite(v) or (v <= 0 and not log_scale):
             raise InputError(f"{where}, DV", v, "a level must be > 0 ng/mL; flag levels below the quantification "

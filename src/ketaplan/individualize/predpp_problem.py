@@ -145,8 +145,7 @@ def predpp_problem(model: PredppModel, data: pd.DataFrame, ind: Individual) -> P
         readout[:, 0, central] = scale / micro["VC"]
         out = solve(k, repeat_schedule(schedule, s), times, readout, positions[None, :].repeat(s, axis=0))[:, :, 0]
         if log_scale:
-            with np.errstate(divide="ignore"):
-                return np.log(np.maximum(out, 0.0))
+            return np.log(np.maximum(out, 1e-300))  # a zero level (before any drug) stays finite
         return out
 
     residual = ResidualModel(np.full(len(obs), prop), np.full(len(obs), add), np.ones(len(obs)))

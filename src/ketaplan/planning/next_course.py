@@ -20,10 +20,11 @@ import pandas as pd
 from ketaplan.engine.build import build_from_parameters
 from ketaplan.errors import InputError
 from ketaplan.individualize.estimate import Estimate
-from ketaplan.individualize.problem import OCCASION_MARK, SpecModel, relief_of
+from ketaplan.individualize.problem import OCCASION_MARK, SpecModel, occasion_name, relief_of
 from ketaplan.models.thresholds import thresholds_for
 from ketaplan.planning.safety import Finding, check_plan, check_regimen, rules
 from ketaplan.population.metrics import relief_days
+from ketaplan.population.variability import eta_parameters, omega_matrix
 from ketaplan.regimen import Regimen
 from ketaplan.simulation import administrations, group_courses
 
@@ -71,9 +72,27 @@ def next_course(est: Estimate, model: SpecModel, threshold: float = 0.3, draws: 
                       float(np.mean(never[1:])))
 
 
-def _unit_levels(model: SpecModel, etas: np.ndarray) -> np.ndarray:
-    """Plasma parent level (ng/mL) at steady state of 1 mg/h IV for each parameter set (exact: -K^-1 r)."""
-    params = model.parameters(etas)
+def new_course_effects(model: SpecModel, etas: np.ndarray, seed: int = 1) -> tuple[tuple[str, ...], np.ndarray]:
+    """Names and random effects of a model for one new course: the patient's own effects, plus (for models with
+    course-to-course variability) a fresh course effect drawn from its prior for every row but the first (the
+    MAP row keeps the typical course)."""
+    keep = [j for j, n in enumerate(model.eta_names) if OCCASION_MARK not in n]
+    names, values = tuple(model.eta_names[j] for j in keep), etas[:, keep]
+    occasional = eta_parameters(model.spec, occasion=True)
+    if occasional:
+        kappa = np.random.default_rng(seed).multivariate_normal(
+            np.zeros(len(occasional)), omega_matrix(model.spec, occasion=True), size=len(etas), method="eigh")
+        kappa[0] = 0.0
+        names += tuple(occasion_name(p, 1) for p in occasional)
+        values = np.hstack([values, kappa])
+    return names, values
+
+
+def _unit_levels(model: SpecModel, etas: np.ndarray, seed: int = 1) -> np.ndarray:
+    """Plasma parent level (ng/mL) at steady state of 1 mg/h IV in a new course, for each parameter set
+    (exact: -K^-1 r)."""
+    names, values = new_course_effects(model, etas, seed)
+    params = SpecModel(model.spec, model.regimen, model.covariates, names).parameters(values, course=1)
     built = build_from_parameters(model.spec, params, len(etas))
     k = built.rate_matrix()
     r = np.zeros(k.shape[:2])
@@ -99,7 +118,7 @@ def rate_for_level(est: Estimate, model: SpecModel, target_ng_ml: float, hours: 
     if not np.isfinite(target_ng_ml) or target_ng_ml <= 0:
         raise InputError("--target-level", target_ng_ml, "a plasma level above 0 ng/mL")
     etas = np.vstack([est.eta[None, :], est.draws(draws, seed)])
-    unit = _unit_levels(model, etas)
+    unit = _unit_levels(model, etas, seed)
     rates = target_ng_ml / unit
     rate = float(np.round(rates[0], 1))
     lo, hi = np.quantile(rates[1:], [0.05, 0.95])
@@ -138,9 +157,7 @@ def plan_for_relief(est: Estimate, model: SpecModel, target_days: float, start_h
     layer = model.relief
     params = model.parameters(etas)
     history = model.regimen.resolve(weight)
-    # the new course has no between-course effect of its own yet: it uses the typical course factor
-    between_patients = [j for j, n in enumerate(model.eta_names) if OCCASION_MARK not in n]
-    patient_names = tuple(model.eta_names[j] for j in between_patients)
+    course_names, course_etas = new_course_effects(model, etas, seed)
     rows = []
     for days in durations_d:
         hours = days * 24.0
@@ -148,8 +165,7 @@ def plan_for_relief(est: Estimate, model: SpecModel, target_days: float, start_h
         times = np.unique(np.concatenate([forecast_grid(end), [start_h]]))
         hist = model.curves(etas, times, [layer.input])[layer.input]
         unit = SpecModel(model.spec, Regimen.infusion("1 mg/h", duration=f"{hours} h", at=f"{start_h} h", drug=drug),
-                         model.covariates, patient_names).curves(etas[:, between_patients], times,
-                                                                 [layer.input])[layer.input]
+                         model.covariates, course_names).curves(course_etas, times, [layer.input])[layer.input]
         for rate in rates:
             relief = relief_of(layer, params, hist + rate * unit)
             d, censored = relief_days(times, relief, end, times[-1], threshold)

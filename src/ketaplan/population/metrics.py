@@ -1,7 +1,8 @@
 """Per-subject summary metrics and histogram counts of one simulated slice of a population.
 
-Target attainment: at least ``window_fraction`` of the dosing time spent with plasma levels above the
-analgesic threshold and below the psychotomimetic one (thresholds from the model library, with sources).
+Target attainment: at least ``window_fraction`` of the dosing time spent, while the doses run, with
+plasma levels above the analgesic threshold and below the psychotomimetic one (thresholds from the
+model library, with sources).
 Relief (responders only; whether a virtual patient responds is a Bernoulli draw with the model's
 P_RESPONSE): days from the end of a course until predicted relief falls below the relief threshold,
 looked for until the next course starts (or the horizon); when it has not fallen by then the value is
@@ -76,12 +77,20 @@ def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0, 
     dosing_hours = sum(a.end - a.start for course in courses for a in course.administrations)
     above_a = time_above_batch(t, c, th["analgesia"].value)
     above_p = time_above_batch(t, c, th["psychotomimetic"].value)
+    in_window = np.zeros(len(c))
+    for course in courses:  # the grid holds every dose's start and end, so the windows are exact slices
+        for a in course.administrations:
+            lo, hi = np.searchsorted(t, a.start), np.searchsorted(t, a.end, side="right")
+            if hi - lo >= 2:
+                ts, cs = t[lo:hi], c[:, lo:hi]
+                in_window += (time_above_batch(ts, cs, th["analgesia"].value)
+                              - time_above_batch(ts, cs, th["psychotomimetic"].value))
     stop = sv.start + len(c)
     cov = sv.covariates
     rows = pd.DataFrame({
         "subject": np.arange(sv.start, stop), "weight": cov.weight, "age": cov.age, "sex": cov.sex,
         "height": cov.height, "cmax_ng_ml": c.max(axis=1), "auc_ng_h_ml": c @ trapezoid_weights(t),
-        "hours_above_analgesia": above_a, "hours_above_psychotomimetic": above_p, "hours_in_window": above_a - above_p,
+        "hours_above_analgesia": above_a, "hours_above_psychotomimetic": above_p, "hours_in_window": in_window,
     })
     rows["target_attained"] = rows["hours_in_window"] >= pspec.window_fraction * max(dosing_hours, 1e-9)
     rows["psychotomimetic"] = above_p > 0

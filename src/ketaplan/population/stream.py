@@ -66,7 +66,8 @@ def percentiles_from_counts(counts: np.ndarray, binning: Binning, qs: list[float
     edges = np.log10(binning.edges) if binning.log else binning.edges
     for j, q in enumerate(qs):
         target = q / 100.0 * total[:, 0]
-        b = np.argmax(cum >= target[:, None] - 1e-9, axis=1)
+        # at least half a subject: p0 is then the lower edge of the first non-empty bin, not bin 0
+        b = np.argmax(cum >= np.maximum(target, 0.5)[:, None] - 1e-9, axis=1)
         below = np.where(b > 0, cum[np.arange(len(b)), b - 1], 0)
         inside = counts[np.arange(len(b)), b]
         frac = np.clip((target - below) / np.where(inside > 0, inside, 1), 0, 1)
