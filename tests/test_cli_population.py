@@ -20,9 +20,9 @@ invoke = invoke_cli
 def test_population_prints_key_numbers_and_writes_every_output(tmp_path):
     out, bands, report = tmp_path / "subjects.parquet", tmp_path / "bands.csv", tmp_path / "pop.html"
     r = invoke("population", REGIMEN, "--n", "600", "--seed", "4", "--out", str(out), "--bands", str(bands),
-               "--report", str(report), "--percentiles", "10,50,90")
+               "--report", str(report), "--percentiles", "10,50,90", "--effect-site")
     assert r.exit_code == 0, r.output
-    expected = simulate_population(REGIMEN, 600, seed=4, percentiles=(10, 50, 90))
+    expected = simulate_population(REGIMEN, 600, seed=4, percentiles=(10, 50, 90), effect_site=True)
     pta = expected.summary["probability_of_target_attainment"]
     assert f"{pta:.1%}" in r.output
     assert f"{expected.summary['psychotomimetic_risk']:.1%}" in r.output

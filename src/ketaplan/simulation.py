@@ -138,17 +138,28 @@ def time_above(t: np.ndarray, c: np.ndarray, level: float) -> float:
     return float(time_above_batch(t, np.asarray(c, dtype=float)[None, :], level)[0])
 
 
-def time_above_batch(t: np.ndarray, c: np.ndarray, level: float) -> np.ndarray:
-    """Hours above ``level`` for each row of c (S, T), interpolating linearly inside grid intervals."""
+def time_above_batch(t: np.ndarray, c: np.ndarray, level: float, inside: np.ndarray | None = None):
+    """Hours above ``level`` for each row of c (S, T), interpolating linearly inside grid intervals.
+
+    With ``inside`` (a boolean per grid interval) also returns the hours within the marked intervals.
+    """
     dt = np.diff(t)
     above = c > level
-    hours = (above[:, :-1] & above[:, 1:]).astype(float) @ dt
+    both = (above[:, :-1] & above[:, 1:]).astype(float)
+    hours = both @ dt
     rows, cols = np.nonzero(above[:, :-1] != above[:, 1:])
+    part = None
     if len(rows):
         a, b = c[rows, cols] - level, c[rows, cols + 1] - level
-        frac = np.where(a > 0, a / (a - b), b / (b - a))
-        np.add.at(hours, rows, frac * dt[cols])
-    return hours
+        part = np.where(a > 0, a / (a - b), b / (b - a))
+        np.add.at(hours, rows, part * dt[cols])
+    if inside is None:
+        return hours
+    dt_in = np.where(inside, dt, 0.0)
+    hours_in = both @ dt_in
+    if part is not None:
+        np.add.at(hours_in, rows, part * dt_in[cols])
+    return hours, hours_in
 
 
 @dataclass

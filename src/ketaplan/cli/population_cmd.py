@@ -44,6 +44,7 @@ def population_command(
     set_: list[str] = typer.Option(None, "--set", help="Override a model parameter, e.g. --set F_TOPICAL=0.05."),
     sample_at: str = typer.Option(None, help="Simulate observed levels (with residual error) at these times, e.g. "
                                              "'1,24,120 h'; they go to --out."),
+    effect_site: bool = typer.Option(False, help="Also give the percentile band of the effect site (slower)."),
     chunk: int = typer.Option(2000, help="Virtual patients per chunk (memory per worker; results do not change)."),
     force: bool = typer.Option(False, help="Simulate doses that are refused as likely unit slips."),
     out: Path = typer.Option(None, help="Per-patient summary table (.parquet or .csv), one row per virtual patient."),
@@ -74,7 +75,8 @@ def population_command(
     with progress(n_chunks, f"simulating {n:,} virtual patients") as step:
         result = simulate_population(reg, n, seed=seed, model=model, covariates=table, percentiles=qs,
                                      relief_threshold=relief_threshold, window_fraction=window_fraction, until=horizon,
-                                     overrides=parse_settings(set_), sample_times=samples, workers=workers,
+                                     overrides=parse_settings(set_), sample_times=samples, effect_site=effect_site,
+                                     workers=workers,
                                      scheduler=scheduler, chunk=chunk,
                                      on_chunk=lambda done, total: step(f"chunk {done}/{total}"))
     if out is not None:

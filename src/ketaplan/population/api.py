@@ -32,6 +32,7 @@ def simulate_population(
     until: float | None = None,
     overrides: dict[str, float] | None = None,
     sample_times: Sequence[float] = (),
+    effect_site: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
     chunk: int = DEFAULT_CHUNK,
@@ -44,7 +45,8 @@ def simulate_population(
     (percentile bands over time per output), ``.summary`` (probability of target attainment,
     psychotomimetic risk, responder fraction, relief duration). The same ``seed`` gives the same
     result whatever ``chunk``, ``workers`` or ``scheduler``. ``until`` is the horizon in hours.
-    ``sample_times`` (h) adds predicted and observed (model residual error) plasma levels per patient.
+    ``sample_times`` (h) adds predicted and observed (model residual error) plasma levels per patient;
+    ``effect_site`` adds the effect-site percentile band.
     """
     reg = load_regimen(regimen) if isinstance(regimen, str) else regimen
     spec = model_for(reg, model)
@@ -61,7 +63,7 @@ def simulate_population(
     check_overrides(spec, overrides)
     pspec = make_spec(reg, spec, n, seed, horizon=until, relief_threshold=relief_threshold,
                       window_fraction=window_fraction, covariate_table=table, overrides=dict(overrides or {}),
-                      sample_times=tuple(sample_times))
+                      sample_times=tuple(sample_times), effect_site=effect_site)
     return run_population(pspec, chunk=chunk, percentiles=percentiles, workers=workers, scheduler=scheduler,
                           on_chunk=on_chunk)
 

@@ -75,16 +75,13 @@ def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0, 
     th = thresholds_for(pspec.spec.drug)
     courses = pspec.courses
     dosing_hours = sum(a.end - a.start for course in courses for a in course.administrations)
-    above_a = time_above_batch(t, c, th["analgesia"].value)
-    above_p = time_above_batch(t, c, th["psychotomimetic"].value)
-    in_window = np.zeros(len(c))
-    for course in courses:  # the grid holds every dose's start and end, so the windows are exact slices
+    inside = np.zeros(len(t) - 1, dtype=bool)  # grid intervals while a dose runs (the grid holds starts/ends)
+    for course in courses:
         for a in course.administrations:
-            lo, hi = np.searchsorted(t, a.start), np.searchsorted(t, a.end, side="right")
-            if hi - lo >= 2:
-                ts, cs = t[lo:hi], c[:, lo:hi]
-                in_window += (time_above_batch(ts, cs, th["analgesia"].value)
-                              - time_above_batch(ts, cs, th["psychotomimetic"].value))
+            inside |= (t[:-1] >= a.start) & (t[1:] <= a.end)
+    above_a, in_a = time_above_batch(t, c, th["analgesia"].value, inside)
+    above_p, in_p = time_above_batch(t, c, th["psychotomimetic"].value, inside)
+    in_window = in_a - in_p
     stop = sv.start + len(c)
     cov = sv.covariates
     rows = pd.DataFrame({
