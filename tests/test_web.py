@@ -78,13 +78,19 @@ def test_one_clinician_cannot_change_another_ones_password(client, engine):
     assert login(other, BASE, "dr.b", "clinic-password-1").status_code == 303
 
 
-def test_changing_ones_own_password_and_logging_out(client):
-    logged_in(client)
+def change_own_password(client) -> str:
+    """dr.a changes their password to 'a-new-password-2'; returns the session's CSRF token."""
     token = csrf_of(client.get("/account").text)
     r = client.post("/account/password", data={"csrf_token": token, "username": "dr.a",
                                                 "current_password": "clinic-password-1",
                                                 "new_password": "a-new-password-2"}, follow_redirects=False)
     assert r.status_code == 303
+    return token
+
+
+def test_changing_ones_own_password_and_logging_out(client):
+    logged_in(client)
+    token = change_own_password(client)
     old_cookie = client.cookies.get("ketaplan_session")
     client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
     stale = TestClient(client.app, cookies={"ketaplan_session": old_cookie})
@@ -187,11 +193,7 @@ def test_hsts_when_cookies_are_secure(engine):
 def test_a_password_change_ends_the_users_other_sessions(client):
     other = logged_in(TestClient(client.app))
     logged_in(client)
-    token = csrf_of(client.get("/account").text)
-    r = client.post("/account/password", data={"csrf_token": token, "username": "dr.a",
-                                                "current_password": "clinic-password-1",
-                                                "new_password": "a-new-password-2"}, follow_redirects=False)
-    assert r.status_code == 303
+    change_own_password(client)
     assert client.get("/patients", follow_redirects=False).status_code == 200  # this session stays
     assert other.get("/patients", follow_redirects=False).status_code == 303  # the other one ended
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -56,7 +56,3 @@ def end(s: Session, token: str | None) -> None:
 def csrf_ok(ws: WebSession | None, submitted: str | None) -> bool:
     """True when the form's CSRF token is the session's (constant-time comparison)."""
     return ws is not None and bool(submitted) and hmac.compare_digest(ws.csrf_token, str(submitted))
-
-
-def expires(ws: WebSession) -> datetime:
-    return ws.expires_at
