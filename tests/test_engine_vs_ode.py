@@ -18,6 +18,13 @@ from ketaplan.engine.schedule import DoseModifiers, DoseRecords, compile_schedul
 from ketaplan.engine.system import EffectLink, LinearStructure, Transfer
 
 rate_const = st.floats(0.02, 3.0)
+near_tie = st.sampled_from([None, None, 0.0, 2.2e-16, 1e-15, 1e-12])
+"""Relative gap of a rate to k10 (None: drawn freely): nearly equal rates make K nearly defective."""
+
+
+def _rate_near_k10(draw, k10):
+    gap = draw(near_tie)
+    return draw(rate_const) if gap is None else k10 * (1 + gap)
 
 
 @st.composite
@@ -31,7 +38,7 @@ def models(draw):
     params = {"k10": draw(rate_const), "V": draw(st.floats(1, 100))}
     if depot:
         transfers.append(Transfer("depot", "central", "ka"))
-        params["ka"] = draw(rate_const)
+        params["ka"] = _rate_near_k10(draw, params["k10"])
     for i in range(n_periph):
         transfers += [Transfer("central", f"p{i}", f"kc{i}"), Transfer(f"p{i}", "central", f"kp{i}")]
         params[f"kc{i}"], params[f"kp{i}"] = draw(rate_const), draw(rate_const)
@@ -40,7 +47,7 @@ def models(draw):
         states.append("met")
         transfers[0] = Transfer("central", "met", "k10", "fm")
         transfers.append(Transfer("met", None, "km"))
-        params["fm"], params["km"] = draw(st.floats(0.1, 1.0)), draw(rate_const)
+        params["fm"], params["km"] = draw(st.floats(0.1, 1.0)), _rate_near_k10(draw, params["k10"])
     if effect:
         states.append("effect")
         effects.append(EffectLink("effect", "central", "ke0", "V"))
