@@ -6,11 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from ketaplan.engine.exact import solve
 from ketaplan.engine.ode import solve_ode
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, compile_schedule
 from ketaplan.engine.system import LinearStructure, Transfer
+
+# Property tests check values, not speed: no per-example deadline, whatever the machine's load.
+settings.register_profile("ketaplan", deadline=None)
+settings.load_profile("ketaplan")
 
 
 def one_compartment(depot: bool = False) -> LinearStructure:

@@ -51,7 +51,7 @@ def models(draw):
     if effect:
         states.append("effect")
         effects.append(EffectLink("effect", "central", "ke0", "V"))
-        params["ke0"] = draw(rate_const)
+        params["ke0"] = _rate_near_k10(draw, params["k10"])
     return LinearStructure(tuple(states), tuple(transfers), tuple(effects)), params
 
 
