@@ -50,6 +50,40 @@ def test_conditional_estimate_equals_the_closed_form_of_a_log_normal_model(tmp_p
     assert result.row()["V"] == pytest.approx(tv * np.exp(expected), rel=1e-5)
 
 
+def test_time_varying_covariates_follow_nonmem_and_the_map_equals_a_hand_computed_optimum(tmp_path):
+    """CL and V from dataset columns that change between records (NONMEM: the record at the end of an
+    interval sets it). 1-compartment bolus, log scale, ETA on CL: predictions by hand, MAP by a 1-D search."""
+    import yaml
+    from scipy.optimize import minimize_scalar
+
+    dose, omega2, sigma2 = 100.0, 0.09, 0.01
+    times = np.array([4.0, 8.0, 12.0])
+    y = np.log([4.2, 1.6, 0.85])
+    data = predpp_data([[1, 0, dose, 1, 1, ".", 1]] + [[1, t, ".", 0, 0, v, 1] for t, v in zip(times, y, strict=True)])
+    data["CLCOL"] = ["2", "2", "4", "4"]
+    data["VCOL"] = ["20", "20", "25", "25"]
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump({"advan": 1, "CL": "CLCOL", "V": "VCOL", "omega": {"CL": omega2},
+                                    "sigma": {"additive": sigma2}, "transform": "log"}))
+    [result] = fit_dataset(data, path)
+
+    def log_ipred(eta):
+        k = np.array([2 / 20, 4 / 25, 4 / 25]) * np.exp(eta)  # intervals (0,4], (4,8], (8,12]
+        amount = dose * np.exp(-np.cumsum(k * 4.0))
+        return np.log(amount / np.array([20.0, 25.0, 25.0]))
+
+    np.testing.assert_allclose(result.estimate.problem.predict(np.array([[0.3]]))[0], log_ipred(0.3), rtol=1e-12)
+    from ketaplan.nonmem import simulate_dataset
+
+    ipred = simulate_dataset(data, path)["IPRED"].to_numpy()[1:]
+    np.testing.assert_allclose(result.estimate.problem.predict(np.zeros((1, 1)))[0], np.log(ipred), rtol=1e-12)
+    best = minimize_scalar(lambda e: np.sum((y - log_ipred(e)) ** 2) / sigma2 + e * e / omega2,
+                           bracket=(-1, 1), tol=1e-12)
+    assert result.estimate.eta[0] == pytest.approx(best.x, abs=1e-5)
+    assert any("first record" in w for w in result.warnings)
+    assert result.row()["CL"] == pytest.approx(2.0 * np.exp(best.x), rel=1e-5)
+
+
 def test_map_equals_a_brute_force_minimisation_of_the_same_objective():
     spec = model_for(parse_regimen("20 mg/h IV for 5 d"))
     obs = Observations.of([6.0, 48.0, 119.0, 123.0, 96.0, 288.0, 1128.0],

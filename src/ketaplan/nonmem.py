@@ -119,8 +119,22 @@ def _solve_constant(group, structure, params, amounts) -> None:
 
 def _solve_varying(ind, schedule, structure, params, amounts) -> None:
     """Per-record parameters: one no-op boundary per record and a rate matrix per segment."""
+    merged, seg_rows = record_segments(ind, schedule)
+    rows = ind.rows[seg_rows]
+    k = structure.rate_matrix({name: params[name][rows] for name in structure.parameter_names()})
     n_rec = ind.n_records
-    # add every record as a boundary so that parameter changes line up with segments
+    result = solve(k[None], merged, ind.time[None, :], np.eye(structure.n_states), np.arange(n_rec)[None, :])
+    amounts[ind.rows] = result[0]
+
+
+def record_segments(ind: Individual, schedule: Schedule) -> tuple[Schedule, np.ndarray]:
+    """``schedule`` with a no-op boundary at every record, and for each of its B + 1 segments the position
+    (within the individual) of the record whose parameters hold there.
+
+    NONMEM's rule: the record at the end of an interval sets the parameters over the whole interval. Outputs
+    at record k must be solved with order key k.
+    """
+    n_rec = ind.n_records
     extra = Schedule(
         time=ind.time[None, :].astype(float), order=np.arange(n_rec)[None, :], cmt=np.zeros((1, n_rec), np.int64),
         bolus=np.zeros((1, n_rec)), drate=np.zeros((1, n_rec)), reset=np.zeros((1, n_rec), bool),
@@ -142,10 +156,7 @@ def _solve_varying(ind, schedule, structure, params, amounts) -> None:
             seg_rows[j] = pos[0] if len(pos) else n_rec - 1
         else:
             seg_rows[j] = n_rec - 1
-    rows = ind.rows[seg_rows]
-    k = structure.rate_matrix({name: params[name][rows] for name in structure.parameter_names()})
-    result = solve(k[None], merged, ind.time[None, :], np.eye(structure.n_states), np.arange(n_rec)[None, :])
-    amounts[ind.rows] = result[0]
+    return merged, seg_rows
 
 
 def _merge(a: Schedule, b: Schedule) -> Schedule:

@@ -182,7 +182,7 @@ def laplace_covariance(problem: Problem, eta: np.ndarray) -> tuple[np.ndarray, b
 
 
 def _warnings(est: Estimate, result) -> list[str]:
-    out = []
+    out = list(est.problem.notes)
     if not est.converged:
         out.append(f"The estimate did not converge ({result.message}); treat it with caution.")
     for name, sh in zip(est.problem.eta_names, est.shrinkage, strict=True):

@@ -33,7 +33,7 @@ from ketaplan.individualize.likelihood import ResidualModel
 from ketaplan.individualize.observations import Observations, check_observations
 from ketaplan.individualize.problem import Problem
 from ketaplan.nmdata import Individual, column_map, numeric_column
-from ketaplan.nonmem import individual_schedule
+from ketaplan.nonmem import individual_schedule, record_segments
 from ketaplan.predpp import PredppModel, micro_parameters, primary_parameters, resolve_parameter, row_modifiers
 
 OUTPUT = "IPRED"
@@ -114,10 +114,7 @@ def predpp_problem(model: PredppModel, data: pd.DataFrame, ind: Individual) -> P
     prop, add = parse_sigma(model)
     sub = data.iloc[ind.rows].reset_index(drop=True)
     primary = primary_parameters(model, sub)
-    for name, values in primary.items():
-        if not np.all(values == values[0]):
-            raise InputError(f"ID {ind.id}, parameter {name}", "changes between records",
-                             "fitting needs parameters that are constant within an individual")
+    scale = resolve_parameter(model.scale, sub, "scale")
     schedule = individual_schedule(ind, model, row_modifiers(model, data))
     obs, positions = individual_observations(data, ind)
     obs = Observations(obs.time, np.full(len(obs), OUTPUT, dtype=object), obs.value, obs.blq, obs.lloq, obs.row)
@@ -128,28 +125,44 @@ def predpp_problem(model: PredppModel, data: pd.DataFrame, ind: Individual) -> P
                          "(on the log scale)")
     check_observations(obs, float(ind.time[doses].min()) if len(doses) else None, {OUTPUT}, log_scale=log_scale)
     typical = np.array([float(primary[n][0]) for n in names])
-    base = {k: float(v[0]) for k, v in primary.items()}
-    scale = float(resolve_parameter(model.scale, sub, "scale")[0])
-    central = model.advan.central
+    varying = any(not np.all(v == v[0]) for v in primary.values())
+    notes = []
+    if varying:
+        # NONMEM's rule: the parameters of the record at the end of each interval hold over the interval
+        schedule, segment_rows = record_segments(ind, schedule)
+        notes.append("Parameters change between this individual's records (time-varying covariates); the "
+                     "population and individual values shown are those of its first record.")
+    else:
+        segment_rows = np.zeros(1, dtype=np.int64)
+        primary = {k: v[:1] for k, v in primary.items()}
     structure = model.structure()
+    central = model.advan.central
     times = ind.time[positions]
+    readout = np.zeros((1, model.n_states))
+    readout[0, central] = 1.0
+
+    def values_at(etas: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Primary parameters (S, len(rows)) at these record positions: TV(record) x exp(ETA)."""
+        out = {k: np.broadcast_to(v[rows], (len(etas), len(rows))) for k, v in primary.items()}
+        for j, name in enumerate(names):
+            out[name] = out[name] * np.exp(etas[:, j : j + 1])
+        return out
 
     def predict(etas: np.ndarray) -> np.ndarray:
         s = len(etas)
-        p = {k: np.full(s, v) for k, v in base.items()}
-        for j, name in enumerate(names):
-            p[name] = p[name] * np.exp(etas[:, j])
-        micro = micro_parameters(model, p)
-        k = structure.rate_matrix({n: micro[n] for n in structure.parameter_names()})
-        readout = np.zeros((s, 1, model.n_states))
-        readout[:, 0, central] = scale / micro["VC"]
-        out = solve(k, repeat_schedule(schedule, s), times, readout, positions[None, :].repeat(s, axis=0))[:, :, 0]
+        micro = micro_parameters(model, values_at(etas, segment_rows))
+        k = structure.rate_matrix({n: micro[n] for n in structure.parameter_names()})  # (S, segments, n, n)
+        k = k if varying else k[:, 0]
+        vc = micro_parameters(model, values_at(etas, positions if varying else segment_rows))["VC"]
+        amounts = solve(k, repeat_schedule(schedule, s), times, readout, positions[None, :].repeat(s, axis=0))
+        out = amounts[:, :, 0] * scale[positions] / vc
         if log_scale:
             return np.log(np.maximum(out, 1e-300))  # a zero level (before any drug) stays finite
         return out
 
     residual = ResidualModel(np.full(len(obs), prop), np.full(len(obs), add), np.ones(len(obs)))
-    return Problem(names, omega, typical, tuple("" for _ in names), obs, residual, predict, f"ID {ind.id}")
+    return Problem(names, omega, typical, tuple("" for _ in names), obs, residual, predict, f"ID {ind.id}",
+                   notes=notes)
 
 
 def _log_transform(model: PredppModel) -> bool:
