@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.integrate import solve_ivp
 
@@ -96,9 +97,54 @@ def test_per_course_effects_are_estimated_from_levels_of_each_course():
     assert table.loc[occasion_name("k10", 1), "eta"] > table.loc[occasion_name("k10", 2), "eta"] + 0.3
 
 
-def test_virtual_populations_refuse_a_model_with_course_to_course_variability():
-    with pytest.raises(InputError, match="course-to-course"):
-        make_spec(REGIMEN, with_iov(), n=10)
+def with_iov_on_clearance_and_relief():
+    spec = with_iov()
+    block = Variability(parameters=("RELIEF_C50",), omega=((0.25,),), source="test: 50 % CV between courses",
+                        occasion=True)
+    return spec.model_copy(update={"variability": (*spec.variability, block)})
+
+
+def test_a_virtual_population_with_course_to_course_variability_equals_each_patient_solved_alone():
+    """Per-course clearance and relief C50: every subject's row equals a one-patient simulation with the same
+    between-patient and between-course effects (drawn per subject, so chunking cannot change them)."""
+    from ketaplan.individualize.problem import SpecModel
+    from ketaplan.population.metrics import relief_days
+    from ketaplan.population.model_run import covariates_of
+    from ketaplan.population.run import run_population
+    from ketaplan.population.variability import eta_parameters, sample_course_etas, sample_etas
+
+    spec = with_iov_on_clearance_and_relief()
+    pspec = make_spec(REGIMEN, spec, n=30, seed=5)
+    rows = run_population(pspec, chunk=7).subjects
+    pd.testing.assert_frame_equal(rows, run_population(pspec, chunk=30).subjects)
+    t = pspec.times
+    between, within = eta_parameters(spec), eta_parameters(spec, occasion=True)
+    names = tuple(between) + tuple(occasion_name(p, k) for k in (1, 2, 3) for p in within)
+    peaks = []
+    for i in range(0, 30, 3):
+        iiv = sample_etas(spec, 5, i, i + 1)
+        iov = [sample_course_etas(spec, 5, i, i + 1, k) for k in range(3)]
+        etas = np.array([[iiv[p][0] for p in between] + [iov[k][p][0] for k in range(3) for p in within]])
+        model = SpecModel(spec, REGIMEN, covariates_of(pspec, i, i + 1), names)
+        curves = model.curves(etas, t, ["ketamine", "relief"])
+        c = curves["ketamine"][0]
+        assert rows.loc[i, "cmax_ng_ml"] == pytest.approx(c.max(), rel=1e-9)
+        assert rows.loc[i, "auc_ng_h_ml"] == pytest.approx(np.trapezoid(c, t), rel=1e-9)
+        days, _ = relief_days(t, curves["relief"], STARTS[0] + 48.0, STARTS[1], pspec.relief_threshold)
+        assert rows.loc[i, "relief_days_first"] == pytest.approx(days[0], rel=1e-9, abs=1e-9)
+        peaks.append([c[np.searchsorted(t, s + 48.0)] for s in STARTS])
+    ratios = np.array(peaks)[:, 1] / np.array(peaks)[:, 0]
+    assert np.std(np.log(ratios)) > 0.1  # the courses of one patient really differ
+
+
+def test_a_population_with_course_to_course_variability_refuses_steady_state_doses():
+    from dataclasses import replace
+
+    from ketaplan.regimen import Regimen
+
+    ss = Regimen((replace(REGIMEN.events[0], ss=1, ii=504.0, addl=0),), drug=REGIMEN.drug)
+    with pytest.raises(InputError, match="steady-state doses cannot be combined"):
+        make_spec(ss, with_iov(), n=10)
 
 
 def test_a_fit_with_no_data_in_the_latest_course_and_population_shrinkage_over_different_course_counts():

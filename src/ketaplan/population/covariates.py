@@ -24,6 +24,8 @@ BLOCK = 4096
 STREAM_COVARIATES, STREAM_ETAS, STREAM_RESPONSE = 1, 2, 3
 STREAM_RESIDUAL = 100
 """First of the residual-error streams (one per observable: 100, 101, ...)."""
+STREAM_OCCASIONS = 1000
+"""First of the between-course streams (one per course: 1000, 1001, ...)."""
 
 
 @lru_cache(maxsize=1)

@@ -145,6 +145,10 @@ def _relief_columns(rows: pd.DataFrame, t: np.ndarray, relief: np.ndarray, cours
 
 
 def _param(sv: SliceValues, ref) -> np.ndarray:
+    """A parameter as (S, 1), or (S, T) when it changes from course to course."""
+    if isinstance(ref, str) and sv.course_builts is not None:
+        per_course = np.stack([np.asarray(b.params[ref], dtype=float) for b in sv.course_builts], axis=1)
+        return per_course[:, sv.course_of_time]
     v = sv.built.params[ref] if isinstance(ref, str) else np.full(sv.built.n_subjects, float(ref))
     return np.asarray(v, dtype=float).reshape(-1, 1)
 

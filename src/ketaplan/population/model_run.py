@@ -7,6 +7,7 @@ chunk of patients with different weights is solved in one batched call per cappi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -15,11 +16,12 @@ import pandas as pd
 from ketaplan.engine.build import BuiltModel, Covariates, build
 from ketaplan.engine.dosing import regimen_records
 from ketaplan.engine.exact import solve
+from ketaplan.engine.occasions import expand_repeats, solve_by_occasion
 from ketaplan.engine.schedule import compile_schedule
 from ketaplan.errors import InputError
 from ketaplan.models.spec import LongLastingRelief, ModelSpec
 from ketaplan.population.covariates import covariates_from_table, sample_covariates
-from ketaplan.population.variability import sample_etas
+from ketaplan.population.variability import eta_parameters, sample_course_etas, sample_etas
 from ketaplan.regimen import Regimen
 from ketaplan.simulation import Course, administrations, analyte_outputs, group_courses, relief_layer
 
@@ -85,9 +87,8 @@ def population_grid(regimen: Regimen, horizon: float, coarse: float = 24.0, extr
 def make_spec(regimen: Regimen, spec: ModelSpec, n: int, seed: int = 1, horizon: float | None = None,
               **kw) -> PopulationSpec:
     """A population specification on the default grid (to 12 weeks after the last dose unless ``horizon``)."""
-    if any(b.occasion for b in spec.variability):
-        raise InputError("model", spec.id, "has course-to-course (inter-occasion) variability, which virtual "
-                         "populations do not simulate yet; use a model without it, or `ketaplan fit` for one patient")
+    if eta_parameters(spec, occasion=True):
+        expand_repeats(_timing_regimen(regimen))  # refuses steady-state doses, which cannot change by course
     courses = group_courses(administrations(_timing_regimen(regimen)))
     end = horizon if horizon is not None else courses[-1].end + 12 * 7 * 24.0
     samples = tuple(float(t) for t in kw.get("sample_times", ()))
@@ -118,6 +119,10 @@ class SliceValues:
     metabolite: str | None
     effect: str | None
     relief: LongLastingRelief | None
+    course_builts: list[BuiltModel] | None = None
+    """With course-to-course variability, the model of each course (``built`` is the first course's)."""
+    course_of_time: np.ndarray | None = None
+    """With course-to-course variability, the course (0-based) each grid time belongs to."""
 
     def output(self, name: str) -> np.ndarray:
         return self.values[:, :, self.names.index(name)]
@@ -126,25 +131,48 @@ class SliceValues:
 def simulate_slice(pspec: PopulationSpec, start: int, stop: int) -> SliceValues:
     """Concentrations (parent, metabolite, effect site, relief site) of subjects start..stop-1."""
     cov = covariates_of(pspec, start, stop)
-    built = build(pspec.spec, cov, sample_etas(pspec.spec, pspec.seed, start, stop), pspec.overrides)
+    etas = sample_etas(pspec.spec, pspec.seed, start, stop)
+    starts = [c.start for c in pspec.courses]
+    course_builts = None
+    if eta_parameters(pspec.spec, occasion=True):
+        course_builts = [build(pspec.spec, cov, _add_course_effects(etas, sample_course_etas(
+            pspec.spec, pspec.seed, start, stop, k)), pspec.overrides) for k in range(len(starts))]
+        builts = course_builts
+    else:
+        builts = [build(pspec.spec, cov, etas, pspec.overrides)]
     parent, metabolite, effect = analyte_outputs(pspec.spec)
     effect = effect if pspec.effect_site else None
     layer = relief_layer(pspec.spec)
     names = list(dict.fromkeys(n for n in (parent, metabolite, effect, layer.input if layer else None) if n))
-    values = regimen_outputs(pspec.regimen, built, cov.weight, pspec.times, names)
-    return SliceValues(start, cov, built, names, values, parent, metabolite, effect, layer)
+    values = regimen_outputs(pspec.regimen, builts, cov.weight, pspec.times, names, starts)
+    course_of_time = None
+    if course_builts is not None:
+        course_of_time = np.maximum(np.searchsorted(starts, pspec.times, side="right") - 1, 0)
+    return SliceValues(start, cov, builts[0], names, values, parent, metabolite, effect, layer, course_builts,
+                       course_of_time)
 
 
-def regimen_outputs(regimen: Regimen, built: BuiltModel, weights: np.ndarray, times: np.ndarray,
-                    names: list[str]) -> np.ndarray:
-    """Outputs (S, T, len(names)) of a possibly per-kg regimen, by superposition of absolute and per-kg doses."""
-    s = built.n_subjects
+def _add_course_effects(etas: dict[str, np.ndarray], course: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Between-patient plus between-course effects: P = TV exp(eta + kappa)."""
+    out = dict(etas)
+    for name, kappa in course.items():
+        out[name] = out[name] + kappa if name in out else kappa
+    return out
+
+
+def regimen_outputs(regimen: Regimen, builts: Sequence[BuiltModel], weights: np.ndarray, times: np.ndarray,
+                    names: list[str], starts: Sequence[float] = (0.0,)) -> np.ndarray:
+    """Outputs (S, T, len(names)) of a possibly per-kg regimen, by superposition of absolute and per-kg doses.
+
+    ``builts`` holds one model, or one per course (course k from ``starts[k]``) for course-to-course variability.
+    """
+    s = builts[0].n_subjects
     groups = split_per_kg(regimen, weights)
     out = None if len(groups) == 1 else np.zeros((s, len(times), len(names)))
     for members, absolute, per_kg in groups:
-        sub = _take(built, members) if len(members) != s else built
-        part = _solve(sub, absolute, times, names)
-        per_kg_part = _solve(sub, per_kg, times, names)
+        sub = [_take(b, members) for b in builts] if len(members) != s else list(builts)
+        part = _solve(sub, starts, absolute, times, names)
+        per_kg_part = _solve(sub, starts, per_kg, times, names)
         if per_kg_part is not None:
             per_kg_part *= weights[members, None, None]
             part = per_kg_part if part is None else part + per_kg_part
@@ -187,9 +215,14 @@ def _take(built: BuiltModel, idx: np.ndarray) -> BuiltModel:
     return BuiltModel(built.spec, built.structure, params, len(idx), built.route_parts)
 
 
-def _solve(built: BuiltModel, regimen: Regimen, times: np.ndarray, names: list[str]) -> np.ndarray | None:
+def _solve(builts: Sequence[BuiltModel], starts: Sequence[float], regimen: Regimen, times: np.ndarray,
+           names: list[str]) -> np.ndarray | None:
     if not regimen.events:
         return None
+    built = builts[0]
+    if len(builts) > 1:
+        records, parts = regimen_records(expand_repeats(regimen), built.route_parts)
+        return solve_by_occasion(builts, starts, records, parts, times, names)
     records, parts = regimen_records(regimen, built.route_parts)
     schedule = compile_schedule(records, built.modifiers(parts), built.structure.n_states)
     return solve(built.rate_matrix(), schedule, times, built.readout(names))

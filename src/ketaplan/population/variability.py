@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ketaplan.models.spec import ModelSpec
-from ketaplan.population.covariates import STREAM_ETAS, STREAM_RESIDUAL, block_normals
+from ketaplan.population.covariates import STREAM_ETAS, STREAM_OCCASIONS, STREAM_RESIDUAL, block_normals
 
 
 def eta_parameters(spec: ModelSpec, occasion: bool = False) -> list[str]:
@@ -39,6 +39,16 @@ def sample_etas(spec: ModelSpec, seed: int, start: int, stop: int) -> dict[str, 
         return {}
     z = block_normals(seed, STREAM_ETAS, start, stop, len(names))
     eta = z @ matrix_root(omega_matrix(spec)).T
+    return {name: eta[:, i] for i, name in enumerate(names)}
+
+
+def sample_course_etas(spec: ModelSpec, seed: int, start: int, stop: int, course: int) -> dict[str, np.ndarray]:
+    """Between-course random effects of subjects start..stop-1 in ``course`` (0-based), independent of chunking."""
+    names = eta_parameters(spec, occasion=True)
+    if not names:
+        return {}
+    z = block_normals(seed, STREAM_OCCASIONS + course, start, stop, len(names))
+    eta = z @ matrix_root(omega_matrix(spec, occasion=True)).T
     return {name: eta[:, i] for i, name in enumerate(names)}
 
 
