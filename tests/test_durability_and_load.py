@@ -48,8 +48,10 @@ def test_killing_the_server_during_writes_loses_no_acknowledged_write(tmp_path, 
     lock = threading.Lock()
     stop = threading.Event()
 
+    sessions = [session_for(server) for _ in range(4)]  # logged in before the burst, so every writer writes
+
     def writer(k: int) -> None:
-        client, token = session_for(server)
+        client, token = sessions[k]
         n = 0
         while not stop.is_set():
             when = T0 + timedelta(days=10, minutes=1000 * k + n)
@@ -76,6 +78,8 @@ def test_killing_the_server_during_writes_loses_no_acknowledged_write(tmp_path, 
     stop.set()
     for t in threads:
         t.join()
+    for client, _ in sessions:
+        client.close()
     server.stop()
     assert len(acknowledged) >= 60
     engine.dispose()
