@@ -65,6 +65,58 @@ def test_metabolite_rate_within_a_hair_of_the_parent_rate(gap):
     np.testing.assert_allclose(met, expected, rtol=1e-8 + 10 * gap, atol=1e-14)
 
 
+def test_a_graded_output_grid_is_not_mistaken_for_an_evenly_spaced_one():
+    """np.geomspace steps change so slowly that neighbouring steps look equal; evaluating such a grid as
+    evenly spaced put points at the wrong times (8 % of the peak). Reference: expm(K t) A0 at each time."""
+    from ketaplan.engine.propagators import expm_general
+
+    structure = LinearStructure(("depot", "central", "peripheral"), (
+        Transfer("depot", "central", "ka"), Transfer("central", None, "k10"),
+        Transfer("central", "peripheral", "k12"), Transfer("peripheral", "central", "k21")))
+    params = {"ka": 2.0, "k10": 0.2, "k12": 0.1, "k21": 0.05}
+    t = np.geomspace(1e-3, 1e4, 30000)
+    c = run(structure, params, DoseRecords.from_lists([0], [100.0], [0]), t)
+    k = structure.rate_matrix({key: np.atleast_1d(v) for key, v in params.items()})[0]
+    pick = np.arange(0, len(t), 97)
+    expected = expm_general(k[None] * t[pick, None, None])[:, 1, 0] * 100.0
+    np.testing.assert_allclose(c[pick], expected, rtol=0, atol=1e-10 * np.max(c))
+
+
+@pytest.mark.parametrize(("ode", "rtol"), [(False, 1e-9), (True, 1e-5)])
+def test_a_huge_short_pulse_leaves_no_infusion_running_after_it(ode, rtol):
+    """Rates are kept as changes (+rate, -rate); summed in plain floats a 1e12 mg/h pulse over 1e-10 h left
+    a residue that kept infusing after every infusion had ended (7.6e-4 at 500 h instead of 1.5e-9).
+    The pulse lasts 2^-33 h so that its end time 1 + 2^-33 is exact and it delivers exactly 100. solve_ivp
+    integrates the pulse itself only to ~4e-6 (the bug was off by a factor of 5e5 at 500 h)."""
+    k, rate = 0.05, 1.2345 / 48
+    records = DoseRecords.from_lists([0, 1], [1.2345, 100.0], [0, 0], rate=[rate, 100.0 * 2.0**33])
+    t = np.array([47.9, 100.0, 500.0])
+    c = run(one_compartment(), {"k": k}, records, t, ode=ode)
+    background = rate / k * np.expm1(k * np.minimum(t, 48.0)) * np.exp(-k * t)
+    pulse = 100.0 * np.exp(-k * (t - 1.0))  # a bolus; the pulse's 1e-10 h changes this by ~3e-12
+    np.testing.assert_allclose(c, background + pulse, rtol=rtol)
+
+
+def test_the_level_at_the_start_of_a_very_short_infusion_does_not_depend_on_the_batch():
+    """At a boundary the output is the amounts themselves; written as p e^0 + c it lost the digits that
+    a 1e11 mg/h input cancels (30.11938 instead of 30.11942), but only on the shared-grid path."""
+    records = DoseRecords.from_lists([0, 12], [100.0, 100.0], [0, 0], rate=[0.0, 1e11])
+    t = np.linspace(0, 96, 97)
+    c = run(one_compartment(), {"k": 0.1}, records, t)
+    alone = run(one_compartment(), {"k": 0.1}, records, [12.0])
+    assert c[12] == pytest.approx(100.0 * np.exp(-1.2), rel=1e-13)
+    assert alone[0] == pytest.approx(100.0 * np.exp(-1.2), rel=1e-13)
+
+
+def test_a_very_slow_compartment_seen_seconds_into_an_infusion_keeps_its_digits():
+    """k = 2e-5 /h: written as e^(-k t)(z0 + w/k) - w/k the first seconds of an infusion lose eps/(k t) (1e-6);
+    such slow modes are evaluated as e^(-k t) z0 + phi1 w."""
+    k = 2e-5
+    t = np.linspace(0, 1e-3, 101)
+    c = run(one_compartment(), {"k": k}, DoseRecords.from_lists([0], [1.0], [0], rate=[1.0]), t)
+    np.testing.assert_allclose(c, -np.expm1(-k * t) / k, rtol=1e-13, atol=0)
+
+
 def test_two_compartment_bolus_biexponential():
     k10, k12, k21, v, dose = 0.5, 0.8, 0.2, 15.0, 100.0
     s = k10 + k12 + k21

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ketaplan.engine.propagators import ExpmPropagator, ModalPropagator
-from ketaplan.engine.schedule import Schedule
+from ketaplan.engine.schedule import Schedule, add_rates
 
 CHUNK_ELEMENTS = 3_000_000
 """Target size (subjects x times x states) of the temporaries of one chunk."""
@@ -105,6 +105,7 @@ def _run(props, schedule: Schedule, times, orders, readout, varying, shared_time
     rows = np.arange(s)
     a = np.zeros((s, n))
     r = np.zeros((s, n))
+    r_low = np.zeros((s, n))  # low part of the double-double running rates (see add_rates)
     a_after = np.zeros((s, b, n))
     r_after = np.zeros((s, b, n))
     t_prev = np.zeros(s)
@@ -122,11 +123,13 @@ def _run(props, schedule: Schedule, times, orders, readout, varying, shared_time
         reset = schedule.reset[:, j] & live
         a[reset] = 0.0
         r[reset] = 0.0
+        r_low[reset] = 0.0
         if np.any(schedule.ss_kind[:, j] > 0):
             a = a + _steady_state(_segment(props, j), schedule, j, n)
         cmt = schedule.cmt[:, j]
         a[rows, cmt] += np.where(live, schedule.bolus[:, j], 0.0)
-        r[rows, cmt] += np.where(live, schedule.drate[:, j], 0.0)
+        r[rows, cmt], r_low[rows, cmt] = add_rates(r[rows, cmt], r_low[rows, cmt],
+                                                   np.where(live, schedule.drate[:, j], 0.0))
         a_after[:, j] = a
         r_after[:, j] = r
     if shared_times and not varying and isinstance(props[0], ModalPropagator) and _same_boundaries(schedule):

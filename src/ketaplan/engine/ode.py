@@ -9,6 +9,7 @@ the exact engine and the way in for nonlinear models, so it favours clarity over
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -73,6 +74,7 @@ def _subject(jac, f, sch: Schedule, times, orders, method, rtol, atol, max_ss):
     n = sch.n_states
     a = np.zeros(n)
     r = np.zeros(n)
+    changes: list[list[float]] = [[] for _ in range(n)]  # rate changes since the last reset, per state
     t_prev = -np.inf
     result = np.zeros((len(times), n))
     keys_b = list(zip(sch.time[0], sch.order[0], strict=True))
@@ -93,10 +95,13 @@ def _subject(jac, f, sch: Schedule, times, orders, method, rtol, atol, max_ss):
         if sch.reset[0, j]:
             a[:] = 0.0
             r[:] = 0.0
+            changes = [[] for _ in range(n)]
         if sch.ss_kind[0, j] > 0:
             a = a + _steady_state_by_repetition(f, sch, j, n, method, rtol, atol, max_ss, jac)
         a[sch.cmt[0, j]] += sch.bolus[0, j]
-        r[sch.cmt[0, j]] += sch.drate[0, j]
+        c = sch.cmt[0, j]
+        changes[c].append(float(sch.drate[0, j]))
+        r[c] = math.fsum(changes[c])  # correctly rounded: a large pulse leaves no residue behind
     idx = np.flatnonzero(~done)
     if len(idx):
         if not np.isfinite(t_prev):

@@ -368,6 +368,20 @@ def _steady_state(pieces, n_subj, t0, order, cmt, bolus_amount, infusion, inf_ra
              ss_ii=ii, ss_lag=lag)
 
 
+def add_rates(hi: np.ndarray, lo: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running input rates hi + lo plus x, kept as an unevaluated double-double sum (TwoSum).
+
+    Rates are stored as changes (+rate at an infusion's start, -rate at its end). Summed in plain floats,
+    a 1e12 mg/h pulse wipes the low bits of a background infusion and leaves a residue that keeps
+    "infusing" after every infusion has ended; the double-double sum cancels it exactly.
+    """
+    s = hi + x
+    back = s - hi
+    lo = lo + ((hi - (s - back)) + (x - back))
+    hi = s + lo
+    return hi, lo - (hi - s)
+
+
 def running_infusions(duration: np.ndarray, ii: float | np.ndarray, lag: np.ndarray) -> np.ndarray:
     """Mask (subjects, k) of implied steady-state infusions k = 1, 2, ... still running at the record.
 
