@@ -156,6 +156,7 @@ def _param(sv: SliceValues, ref) -> np.ndarray:
 def _counts(values: np.ndarray, binning: Binning, index: np.ndarray | None) -> np.ndarray | None:
     if index is None:
         return None
-    counts = np.zeros((len(index), binning.n), dtype=np.int32)
+    # a chunk's counts travel from worker to client: 16 bits suffice below 65,536 subjects and halve that
+    counts = np.zeros((len(index), binning.n), dtype=np.uint16 if len(values) < 2**16 else np.int64)
     add_counts(counts, values[:, index], binning)
     return counts
