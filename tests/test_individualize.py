@@ -83,6 +83,14 @@ def test_time_varying_covariates_follow_nonmem_and_the_map_equals_a_hand_compute
     assert any("first record" in w for w in result.warnings)
     assert result.row()["CL"] == pytest.approx(2.0 * np.exp(best.x), rel=1e-5)
 
+    # a SCALE column that changes between records scales each observation by its own record's value
+    data["SC"] = ["1", "1", "1000", "1"]
+    path.write_text(yaml.safe_dump({"advan": 1, "CL": "CLCOL", "V": "VCOL", "SCALE": "SC", "omega": {"CL": omega2},
+                                    "sigma": {"additive": sigma2}, "transform": "log"}))
+    [scaled] = fit_dataset(data, path)
+    expected = log_ipred(0.3) + np.log([1.0, 1000.0, 1.0])
+    np.testing.assert_allclose(scaled.estimate.problem.predict(np.array([[0.3]]))[0], expected, rtol=1e-12)
+
 
 def test_map_equals_a_brute_force_minimisation_of_the_same_objective():
     spec = model_for(parse_regimen("20 mg/h IV for 5 d"))

@@ -92,6 +92,14 @@ def test_per_subject_parameters_from_columns():
     np.testing.assert_allclose(out["IPRED"].iloc[[1, 3]], [10 * np.exp(-0.2), 2.5 * np.exp(-2 / 40)], rtol=1e-12)
 
 
+def test_reserved_items_are_read_whatever_their_case():
+    """SCALE (as NONMEM users write it) was ignored silently when spelled in capitals."""
+    lower = simulate_dataset(base_rows(), {"advan": 1, "CL": 1, "V": 10, "scale": 1000})
+    upper = simulate_dataset(base_rows(), {"ADVAN": 1, "CL": 1, "V": 10, "SCALE": 1000})
+    np.testing.assert_allclose(upper["IPRED"], lower["IPRED"], rtol=0)
+    assert upper["IPRED"].iloc[1] == pytest.approx(1000 * 10 * np.exp(-0.1), rel=1e-12)
+
+
 def base_rows():
     return pd.DataFrame({"ID": [1, 1, 1], "TIME": [0.0, 1.0, 2.0], "AMT": [100.0, 0, 0], "EVID": [1, 0, 0],
                          "CMT": [1, 1, 1], "RATE": [0.0, 0, 0], "DUR": [0.0, 0, 0]})
@@ -122,6 +130,8 @@ def test_bad_datasets_name_row_and_column(change, message):
     ({"advan": 1, "CL": 1, "K": 1, "V": 1}, "either clearances"),
     ({"advan": 1, "CL": 1, "V": 1, "Q": 2}, "not a parameter of advan 1"),
     ({"advan": 1, "CL": 1, "V": 1, "F3": 0.5}, "advan 1 has compartments 1 to 1"),
+    ({"advan": 1, "CL": 1, "V": 1, "scale": 1, "SCALE": 1000}, "scale is given twice"),
+    ({"advan": 1, "CL": 1, "V": 1, "parameters": {"CL": 2}}, "CL is given both at the top and under parameters"),
 ])
 def test_bad_models(model, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):

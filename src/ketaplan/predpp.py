@@ -116,12 +116,21 @@ def load_model(source: Mapping | str | Path) -> PredppModel:
         raw = dict(source)
     if not isinstance(raw, Mapping):
         raise InputError("MODEL", type(raw).__name__, "a mapping of model items is required")
-    items = {str(k): v for k, v in raw.items()}
-    params = dict(items.pop("parameters", {}) or {})
-    for key in list(items):
+    items: dict[str, object] = {}
+    params: dict[str, object] = {}
+    for k, v in raw.items():
+        key = str(k)
         if key.lower() not in _RESERVED:
-            params[key] = items.pop(key)
-    advan_value = items.get("advan", items.get("ADVAN"))
+            params[key] = v
+            continue
+        if key.lower() in items:  # e.g. scale and SCALE
+            raise InputError(f"MODEL {key}", v, f"{key.lower()} is given twice")
+        items[key.lower()] = v  # the reserved items are read whatever their case (SCALE, Advan, ...)
+    for key, v in dict(items.pop("parameters", {}) or {}).items():
+        if str(key) in params:
+            raise InputError(f"MODEL {key}", v, f"{key} is given both at the top and under parameters")
+        params[str(key)] = v
+    advan_value = items.get("advan")
     if advan_value not in ADVANS:
         raise InputError("MODEL advan", advan_value, "allowed structures are advan 1, 2, 3, 4, 11 and 12")
     advan = ADVANS[int(advan_value)]
