@@ -82,6 +82,20 @@ def test_a_graded_output_grid_is_not_mistaken_for_an_evenly_spaced_one():
     np.testing.assert_allclose(c[pick], expected, rtol=0, atol=1e-10 * np.max(c))
 
 
+def test_clock_time_grids_after_a_late_dose_are_still_evaluated_as_evenly_spaced():
+    """Times since a boundary at 1e4 h carry the clock's rounding (1e-12 h): the even-grid test allows for it,
+    so such grids keep the fast block evaluation, and give the same values as point-by-point evaluation."""
+    from ketaplan.engine.propagators import _even_pieces
+
+    boundary = 1e4 - 1e-3
+    times = 1e4 + 0.01 * np.arange(101)
+    assert _even_pieces(times - boundary, boundary) == [(0, 101, pytest.approx(0.01, rel=1e-9))]
+    records = DoseRecords.from_lists([0, boundary], [50.0, 100.0], [0, 0], rate=[0.0, 400.0])
+    grid = run(one_compartment(), {"k": 0.2}, records, times)
+    pointwise = np.array([run(one_compartment(), {"k": 0.2}, records, [t])[0] for t in times[::10]])
+    np.testing.assert_allclose(grid[::10], pointwise, rtol=1e-12)
+
+
 @pytest.mark.parametrize(("ode", "rtol"), [(False, 1e-9), (True, 1e-5)])
 def test_a_huge_short_pulse_leaves_no_infusion_running_after_it(ode, rtol):
     """Rates are kept as changes (+rate, -rate); summed in plain floats a 1e12 mg/h pulse over 1e-10 h left

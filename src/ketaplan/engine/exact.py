@@ -156,12 +156,13 @@ def _evaluate_shared(prop: ModalPropagator, schedule, a_after, r_after, times, o
         if seg < 0:
             dest[:, :, sel] = 0.0
             continue
-        tau = times[sel] - schedule.time[0, seg]
+        origin = float(schedule.time[0, seg])
+        tau = times[sel] - origin
         if isinstance(sel, slice):
-            coef.segment(prop.lam, seg, tau, dest[:, :, sel])
+            coef.segment(prop.lam, seg, tau, dest[:, :, sel], origin)
         else:
             part = np.empty((dest.shape[0], dest.shape[1], len(cols)))
-            coef.segment(prop.lam, seg, tau, part)
+            coef.segment(prop.lam, seg, tau, part, origin)
             dest[:, :, sel] = part
 
 

@@ -168,9 +168,9 @@ class OutputCoefficients:
     slow: np.ndarray | None  # (S, n) modes handled directly
     w: np.ndarray | None
 
-    def segment(self, lam: np.ndarray, j: int, tau: np.ndarray, dest: np.ndarray) -> None:
-        """Write outputs at times ``tau`` (T,) after boundary j into ``dest`` (S, n_out, T)."""
-        for lo, hi, step in _even_pieces(tau):
+    def segment(self, lam: np.ndarray, j: int, tau: np.ndarray, dest: np.ndarray, origin: float = 0.0) -> None:
+        """Write outputs at times ``tau`` (T,) after boundary j (at time ``origin``) into ``dest`` (S, n_out, T)."""
+        for lo, hi, step in _even_pieces(tau, origin):
             if step is None:
                 self._segment_direct(lam, j, tau[lo:hi], dest[:, :, lo:hi])
             else:
@@ -246,19 +246,20 @@ MIN_EVEN_RUN = 64
 """Evenly spaced runs of at least this many output times use the block-exponential evaluation."""
 
 
-def _even_pieces(tau: np.ndarray) -> list[tuple[int, int, float | None]]:
+def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, float | None]]:
     """Split output times into (start, stop, step) pieces: evenly spaced runs of at least MIN_EVEN_RUN
     points carry their step, the points between them carry None (evaluated directly).
 
-    A run must lie on its straight line tau_0 + k * step to within a few ulps of its largest time;
-    comparing neighbouring steps alone accepted smoothly graded grids (np.geomspace), whose points then
-    moved along the line, by up to 8 % of the peak.
+    A run must lie on its straight line tau_0 + k * step to within a few ulps of its largest absolute
+    time (``origin`` + tau: times since a late boundary carry the rounding of the clock times); comparing
+    neighbouring steps alone accepted smoothly graded grids (np.geomspace), whose points then moved
+    along the line, by up to 8 % of the peak.
     """
     t = len(tau)
     if t < MIN_EVEN_RUN:
         return [(0, t, None)]
     d = np.diff(tau)
-    tol = 1e-12 * max(1.0, abs(float(tau[-1])))
+    tol = 1e-12 * max(1.0, abs(float(tau[-1])) + abs(origin))  # candidates; each is then checked against its line
     bounds = np.concatenate([[0], np.flatnonzero(np.abs(np.diff(d)) > tol) + 1, [len(d)]])
     pieces: list[tuple[int, int, float | None]] = []
     cursor = 0
@@ -269,7 +270,8 @@ def _even_pieces(tau: np.ndarray) -> list[tuple[int, int, float | None]]:
             continue
         step = (tau[stop - 1] - tau[start]) / (stop - 1 - start)
         line = tau[start] + step * np.arange(stop - start)
-        if np.max(np.abs(tau[start:stop] - line)) > LINE_ULPS * np.spacing(max(abs(tau[start]), abs(tau[stop - 1]))):
+        largest = max(abs(tau[start]), abs(tau[stop - 1])) + abs(origin)
+        if np.max(np.abs(tau[start:stop] - line)) > LINE_ULPS * np.spacing(largest):
             continue
         if start > cursor:
             pieces.append((cursor, start, None))
