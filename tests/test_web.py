@@ -256,3 +256,36 @@ def test_requests_can_be_deleted(client, engine):
     token = csrf_of(client.get("/inbox").text)
     assert client.post("/inbox/1/delete", data={"csrf_token": token}, follow_redirects=False).status_code == 303
     assert "b@example.org" not in client.get("/inbox").text
+
+
+def test_the_rate_limit_window_counts_per_address_and_forgets_old_events():
+    from ketaplan.web.rate_limit import SlidingWindow
+
+    w = SlidingWindow(2, 60.0, max_keys=3)
+    assert w.retry_after("a", now=0.0) == 0 and w.retry_after("a", now=10.0) == 0
+    assert w.retry_after("a", now=20.0) == pytest.approx(40.0)  # the first event leaves the window at 60 s
+    assert w.retry_after("b", now=20.0) == 0  # another address has its own count
+    assert w.retry_after("a", now=60.0) == 0  # 0 s has left the window; 10 s and 60 s are in it now
+    assert w.retry_after("a", now=61.0) == pytest.approx(9.0)
+    for key in "cde":
+        w.retry_after(key, now=62.0)
+    assert list(w._events) == ["c", "d", "e"]  # the least recently seen addresses are forgotten first
+
+
+def test_public_forms_are_limited_per_address_and_refusals_change_nothing(engine):
+    app = create_app(engine=engine, secure_cookies=False, login_limit=(3, 600.0), request_limit=(2, 3600.0))
+    public = TestClient(app)
+    token = csrf_of(public.get("/request").text)
+    data = {"csrf_token": token, "name": "A. Patient", "contact": "a@example.org", "message": "please call",
+            "consent_version": VERSION, "consent": "yes"}
+    assert [public.post("/request", data=data).status_code for _ in range(2)] == [200, 200]
+    r = public.post("/request", data=data)
+    assert r.status_code == 429 and "Too many attempts from your address" in r.text
+    assert 3500 < int(r.headers["Retry-After"]) <= 3600 and r.headers["X-Frame-Options"] == "DENY"
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(AppointmentRequest)) == 2
+    staff = TestClient(app)
+    assert [login(staff, BASE, "dr.a", "wrong-password").status_code for _ in range(2)] == [401, 401]
+    assert login(staff, BASE, "dr.a", "clinic-password-1").status_code == 303  # the third post is allowed
+    assert login(staff, BASE, "dr.a", "clinic-password-1").status_code == 429  # the fourth is not
+    assert staff.get("/patients").status_code == 200  # the session from the allowed login still works

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ketaplan.course.db import make_engine, require_schema, transaction
 from ketaplan.course.schema import User, WebSession
 from ketaplan.errors import InputError
 from ketaplan.web import sessions
+from ketaplan.web.rate_limit import SlidingWindow
 
 log = logging.getLogger("ketaplan.web")
 
@@ -40,12 +42,23 @@ class Settings:
     secure_cookies: bool = True
 
 
+LOGIN_LIMIT = (30, 600.0)
+"""Login posts per client address: at most 30 in 10 minutes."""
+REQUEST_LIMIT = (10, 3600.0)
+"""Appointment requests per client address: at most 10 an hour."""
+
+
 templates = Jinja2Templates(directory=str(resources.files("ketaplan.web") / "templates"))
 templates.env.globals["version"] = __version__
 
 
-def create_app(db: str | None = None, secure_cookies: bool = True, engine: Engine | None = None) -> FastAPI:
-    """The dashboard on database ``db`` (an initialised clinic database)."""
+def create_app(db: str | None = None, secure_cookies: bool = True, engine: Engine | None = None,
+               login_limit: tuple[int, float] = LOGIN_LIMIT, request_limit: tuple[int, float] = REQUEST_LIMIT
+               ) -> FastAPI:
+    """The dashboard on database ``db`` (an initialised clinic database).
+
+    ``login_limit`` and ``request_limit`` are (posts, seconds) per client address for the two public forms.
+    """
     from ketaplan.web import pages_auth, pages_patients, pages_public
 
     engine = engine or make_engine(db)
@@ -54,8 +67,22 @@ def create_app(db: str | None = None, secure_cookies: bool = True, engine: Engin
     app.state.engine = engine
     app.state.settings = Settings(secure_cookies)
     app.mount("/static", StaticFiles(directory=str(resources.files("ketaplan.web") / "static")), name="static")
+    app.state.limits = {"/login": SlidingWindow(*login_limit), "/request": SlidingWindow(*request_limit)}
 
     @app.middleware("http")
+    async def limit_public_forms(request: Request, call_next):
+        limiter = request.app.state.limits.get(request.url.path) if request.method == "POST" else None
+        wait = limiter.retry_after(request.client.host if request.client else "-") if limiter else 0.0
+        if wait <= 0:
+            return await call_next(request)
+        minutes = max(1, math.ceil(wait / 60))
+        response = await run_in_threadpool(
+            _error_page, request, f"Too many attempts from your address; please try again in {minutes} "
+            f"minute{'s' if minutes > 1 else ''}.", 429)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
+
+    @app.middleware("http")  # added last, so it wraps the limit above: refusals get the headers and a log line
     async def headers_and_log(request: Request, call_next):
         t0 = time.perf_counter()
         response = await call_next(request)
