@@ -289,3 +289,14 @@ def test_public_forms_are_limited_per_address_and_refusals_change_nothing(engine
     assert login(staff, BASE, "dr.a", "clinic-password-1").status_code == 303  # the third post is allowed
     assert login(staff, BASE, "dr.a", "clinic-password-1").status_code == 429  # the fourth is not
     assert staff.get("/patients").status_code == 200  # the session from the allowed login still works
+
+
+def test_anonymous_sessions_are_limited_per_address(engine):
+    """Each visitor of the public forms costs a session row; past the limit pages come without one."""
+    from ketaplan.course.schema import WebSession
+
+    app = create_app(engine=engine, secure_cookies=False, anonymous_limit=(2, 600.0))
+    cookies = [TestClient(app).get("/request").cookies.get("ketaplan_session") for _ in range(3)]
+    assert cookies[0] and cookies[1] and cookies[2] is None
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(WebSession)) == 2

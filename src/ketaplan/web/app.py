@@ -46,6 +46,9 @@ LOGIN_LIMIT = (30, 600.0)
 """Login posts per client address: at most 30 in 10 minutes."""
 REQUEST_LIMIT = (10, 3600.0)
 """Appointment requests per client address: at most 10 an hour."""
+ANONYMOUS_LIMIT = (60, 600.0)
+"""New anonymous sessions (one database row each, for the CSRF token of the public forms) per client
+address: at most 60 in 10 minutes; beyond that pages are served without a session."""
 
 
 templates = Jinja2Templates(directory=str(resources.files("ketaplan.web") / "templates"))
@@ -53,11 +56,12 @@ templates.env.globals["version"] = __version__
 
 
 def create_app(db: str | None = None, secure_cookies: bool = True, engine: Engine | None = None,
-               login_limit: tuple[int, float] = LOGIN_LIMIT, request_limit: tuple[int, float] = REQUEST_LIMIT
-               ) -> FastAPI:
+               login_limit: tuple[int, float] = LOGIN_LIMIT, request_limit: tuple[int, float] = REQUEST_LIMIT,
+               anonymous_limit: tuple[int, float] = ANONYMOUS_LIMIT) -> FastAPI:
     """The dashboard on database ``db`` (an initialised clinic database).
 
-    ``login_limit`` and ``request_limit`` are (posts, seconds) per client address for the two public forms.
+    ``login_limit`` and ``request_limit`` are (posts, seconds) per client address for the two public forms,
+    ``anonymous_limit`` (new sessions, seconds) for the sessions that visitors of those forms get.
     """
     from ketaplan.web import pages_auth, pages_patients, pages_public
 
@@ -68,11 +72,12 @@ def create_app(db: str | None = None, secure_cookies: bool = True, engine: Engin
     app.state.settings = Settings(secure_cookies)
     app.mount("/static", StaticFiles(directory=str(resources.files("ketaplan.web") / "static")), name="static")
     app.state.limits = {"/login": SlidingWindow(*login_limit), "/request": SlidingWindow(*request_limit)}
+    app.state.anonymous_sessions = SlidingWindow(*anonymous_limit)
 
     @app.middleware("http")
     async def limit_public_forms(request: Request, call_next):
         limiter = request.app.state.limits.get(request.url.path) if request.method == "POST" else None
-        wait = limiter.retry_after(request.client.host if request.client else "-") if limiter else 0.0
+        wait = limiter.retry_after(_address(request)) if limiter else 0.0
         if wait <= 0:
             return await call_next(request)
         minutes = max(1, math.ceil(wait / 60))
@@ -120,6 +125,10 @@ def create_app(db: str | None = None, secure_cookies: bool = True, engine: Engin
     return app
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
 def _error_page(request: Request, message: str, status: int) -> HTMLResponse:
     with db(request) as s:
         return render(request, "error.html", visit(request, s), status=status, message=message)
@@ -137,7 +146,7 @@ class Visit:
 def visit(request: Request, s: Session, create_anonymous: bool = False) -> Visit:
     ws = sessions.load(s, request.cookies.get(sessions.COOKIE))
     user = s.get(User, ws.user_id) if ws is not None and ws.user_id is not None else None
-    if ws is None and create_anonymous:
+    if ws is None and create_anonymous and request.app.state.anonymous_sessions.retry_after(_address(request)) == 0:
         token, ws = sessions.create(s, None)
         return Visit(ws, None, token)
     return Visit(ws, user)
