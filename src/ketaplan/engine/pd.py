@@ -20,9 +20,14 @@ from ketaplan.models.spec import LinearAdditive, LongLastingRelief, ModelSpec, S
 
 def hill(c: np.ndarray, c50: np.ndarray | float, gamma: np.ndarray | float) -> np.ndarray:
     """C^g / (C50^g + C^g), 0 where C <= 0."""
-    c = np.maximum(np.asarray(c, dtype=float), 0.0)
-    ratio = np.divide(c, c50)
-    powered = ratio if np.all(np.asarray(gamma) == 1.0) else ratio**gamma
+    out = np.maximum(np.asarray(c, dtype=float), 0.0)
+    if np.all(np.asarray(gamma) == 1.0):  # C / (C50 + C), in place: this runs over whole population grids
+        denominator = out + c50
+        if denominator.shape != out.shape:  # C50 varies along an axis C does not have
+            return out / denominator
+        out /= denominator
+        return out
+    powered = np.divide(out, c50) ** gamma
     return powered / (1.0 + powered)
 
 

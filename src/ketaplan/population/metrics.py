@@ -124,8 +124,10 @@ def _observation_columns(rows: pd.DataFrame, pspec: PopulationSpec, sv: SliceVal
 
 def _relief(sv: SliceValues, scale: float) -> np.ndarray:
     layer = sv.relief
-    ce = sv.output(layer.input) * scale
-    return _param(sv, layer.emax) * hill(ce, _param(sv, layer.c50), _param(sv, layer.gamma))
+    ce = sv.output(layer.input) * scale if scale != 1.0 else sv.output(layer.input)
+    relief = hill(ce, _param(sv, layer.c50), _param(sv, layer.gamma))
+    relief *= _param(sv, layer.emax)
+    return relief
 
 
 def _relief_columns(rows: pd.DataFrame, t: np.ndarray, relief: np.ndarray, courses, threshold: float) -> None:
