@@ -124,3 +124,11 @@ def test_bad_input_exit_code_2_one_sentence_nothing_written(tmp_path, monkeypatc
 def test_case_report_refuses_a_missing_folder(tmp_path):
     r = invoke("case-report", "--out-dir", str(tmp_path / "nope"))
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_an_output_path_that_is_a_folder_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "report.html").mkdir()
+    r = invoke("simulate", "20 mg/h IV for 5 d", "--weight", "80", "--out", str(tmp_path / "r.csv"),
+               "--report", str(tmp_path / "report.html"))
+    assert r.exit_code == 2 and "is a folder" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]

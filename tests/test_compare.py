@@ -37,3 +37,15 @@ def test_compare_refuses_bad_input():
         compare(["iv", "ear"], ["racemic"], 25.0, "dose", Patient(70))
     with pytest.raises(InputError, match="dose and exposure"):
         compare(["iv"], ["racemic"], 25.0, "cost", Patient(70))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"iv_over_h": 120.0}, "an IV infusion shorter than the window"),
+    ({"hours": 876600.0}, "at most 168 h"),
+    ({"dose_mg": 5000.0}, "unit slip"),
+])
+def test_compare_refuses_windows_and_doses_that_cannot_be_meant(kwargs, message):
+    args = {"routes": ["iv", "oral"], "forms": ["racemic"], "dose_mg": 25.0, "basis": "dose",
+            "patient": Patient(70, 40, "male"), "hours": 12.0, **kwargs}
+    with pytest.raises(InputError, match=message):
+        compare(**args)

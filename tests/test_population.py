@@ -276,6 +276,7 @@ def test_user_covariates_are_used_and_cycled(tmp_path, spec):
     ({"relief_threshold": 1.5}, "--relief-threshold"),
     ({"overrides": {"NOT_A_PARAMETER": 1.0}}, "--set"),
     ({"sample_times": (-1.0,)}, "--sample-at"),
+    ({"seed": -1}, "--seed"),
 ])
 def test_bad_input_is_refused_in_one_sentence(kwargs, field):
     args = {"n": 10, **kwargs}

@@ -103,3 +103,22 @@ def test_json_is_serialisable(seed):
 
     data = json.loads(json.dumps(seed.to_json_dict(), default=str))
     assert data["summary"][0]["course"] == 1 and data["model"]["citations"] and data["findings"]
+
+
+@pytest.mark.parametrize(("regimen", "kwargs", "message"), [
+    ("20 mg/h IV for 5 d (max 10 mg/h)", {}, "a cap '(max ...)' limits a weight-based dose"),
+    ("0.35 mg/kg/h IV for 4 h (max 0 mg/h)", {}, "must be > 0"),
+    ("20 mg/h IV for 5 d every 11 weeks x 100000", {}, "at most 20 years"),
+    ("20 mg/h IV for 500 years", {}, "at most 20 years"),
+    ("20 mg/h IV for 5 d starting 1800-01-01 09:00", {}, "a start date between 1950 and 2100"),
+    ("topical 10% cream 1 g tid for 14 d", {"overrides": {"F_TOPICAL": 5.0}}, "a bioavailability is a fraction"),
+])
+def test_plans_that_cannot_be_meant_are_refused_in_one_sentence(regimen, kwargs, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        simulate(regimen, weight=80, age=59, sex="male", **kwargs)
+
+
+def test_a_single_dose_has_no_steady_state_level():
+    assert np.isnan(simulate("20 mg IV", weight=80, age=59, sex="male").summary["css_avg_ng_ml"].iloc[0])
+    repeated = simulate("50 mg PO q8h for 14 d", weight=80, age=59, sex="male").summary["css_avg_ng_ml"].iloc[0]
+    assert 0 < repeated < 1000

@@ -97,6 +97,10 @@ def test_diary_import_is_all_or_nothing_and_names_the_bad_row(clinic_engine):
     with pytest.raises(InputError, match=r"^diary row 3, nrs: got '11'"), transaction(clinic_engine) as s:
         store.import_diary(s, "dr.a", store.get_patient(s, "KP-0001"), bad)
     assert count(clinic_engine, PainEntry) == 2
+    ambiguous = pd.DataFrame({"date": ["12/01/2026"], "nrs": ["3"]})  # 1 December or 12 January: not guessed
+    with pytest.raises(InputError, match=r"^diary row 2, date: got '12/01/2026'"), transaction(clinic_engine) as s:
+        store.import_diary(s, "dr.a", store.get_patient(s, "KP-0001"), ambiguous)
+    assert count(clinic_engine, PainEntry) == 2
 
 
 def test_export_holds_everything_and_erasure_leaves_no_personal_data(clinic_engine):

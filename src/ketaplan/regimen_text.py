@@ -299,6 +299,9 @@ class _Parser:
 
     # ---------------------------------------------------------------- meaning
     def events(self, route, value, per_kg, is_rate, over, titration, length, interval, count, span, cap, at, notes):
+        if cap is not None and (cap <= 0 or not per_kg):
+            raise InputError("regimen", self.text, "a cap '(max ...)' limits a weight-based dose (mg/kg/h or mg/kg "
+                             "over a time) and must be > 0; an absolute rate such as mg/h is already the rate given")
         if titration is not None:
             return self.titration_events(route, value, per_kg, titration, length, cap, at, notes, interval, count)
         if not is_rate and over is None and interval is None and length is not None:

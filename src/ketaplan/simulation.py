@@ -26,7 +26,7 @@ from ketaplan.engine.schedule import compile_schedule
 from ketaplan.errors import InputError
 from ketaplan.models.compose import assemble
 from ketaplan.models.library import DEFAULT_MODELS
-from ketaplan.models.spec import LongLastingRelief, ModelSpec
+from ketaplan.models.spec import LongLastingRelief, ModelSpec, factor_names
 from ketaplan.models.thresholds import Threshold, thresholds_for
 from ketaplan.predict import Patient
 from ketaplan.regimen import Regimen
@@ -94,6 +94,10 @@ def check_overrides(spec: ModelSpec, overrides: Mapping[str, float] | None) -> N
                              + ", ".join(n for n, p in spec.parameters.items() if p.user_settable))
         if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
             raise InputError(f"--set {name}", value, "a number >= 0 in the parameter's unit is required")
+        fractions = {n for r in spec.routes.values() for part in r.parts for n in factor_names(part.bioavailability)}
+        if name in fractions and value > max(1.0, spec.parameters[name].value):
+            raise InputError(f"--set {name}", value, "a bioavailability is a fraction from 0 to 1 (for example "
+                             "0.05 for 5 %)")
 
 
 def administrations(regimen: Regimen) -> list[Administration]:
@@ -191,6 +195,10 @@ def analyte_outputs(spec: ModelSpec) -> tuple[str, str | None, str | None]:
     return parent, metabolite, effect
 
 
+MAX_HORIZON_H = 20 * 8766.0
+"""Longest simulation (h): 20 years, far beyond the seed case's 3.5 years, small enough for memory."""
+
+
 def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: float | None = None,
                 overrides: dict[str, float] | None = None, baseline_pain: float | None = None) -> PatientRun:
     """Simulate one patient exactly on a grid fine enough for Cmax, AUC and threshold times."""
@@ -202,6 +210,12 @@ def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: floa
     horizon = until if until is not None else courses[-1].end + 12 * 7 * 24.0
     if horizon <= 0:
         raise InputError("until", horizon, "the simulation must run for more than 0 h")
+    if max(horizon, courses[-1].end) > MAX_HORIZON_H:
+        raise InputError("plan", f"{max(horizon, courses[-1].end) / 8766:.1f} years",
+                         "one simulation covers at most 20 years of treatment and follow-up; shorten the regimen "
+                         "or --until")
+    if regimen.start is not None and not 1950 <= regimen.start.year <= 2100:
+        raise InputError("start", regimen.start.strftime("%Y-%m-%d"), "a start date between 1950 and 2100")
     built = build(spec, patient.covariates(), overrides=overrides)
     records, parts = regimen_records(resolved, built.route_parts)
     schedule = compile_schedule(records, built.modifiers(parts), built.structure.n_states)
@@ -280,7 +294,12 @@ def course_summary(run: PatientRun, relief_threshold: float = 0.3) -> pd.DataFra
 
 
 def steady_state_level(run: PatientRun, course: Course) -> float:
-    """Plasma level (ng/mL) if the course's average input rate ran forever, by route (exact: -K^-1 r)."""
+    """Plasma level (ng/mL) if the course's average input rate ran forever, by route (exact: -K^-1 r).
+
+    NaN for a course of one dose lasting under an hour: a single dose has no steady state.
+    """
+    if len(course.administrations) == 1 and course.end - course.start < 1.0:
+        return float("nan")
     k = run.built.rate_matrix()[0]
     r = np.zeros(k.shape[0])
     hours = max(course.end - course.start, 1e-9)

@@ -75,6 +75,8 @@ def check_output(path: Path | None, option: str, suffixes: tuple[str, ...]) -> N
         raise InputError(option, str(path), f"the file must end in {' or '.join(suffixes)}")
     if not path.parent.exists():
         raise InputError(option, str(path), "the folder does not exist")
+    if path.is_dir():
+        raise InputError(option, str(path), "is a folder; give a file name")
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:

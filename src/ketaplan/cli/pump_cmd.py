@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -117,10 +118,11 @@ def _print(plan, reg, levels) -> None:
     for row in plan.per_course.itertuples():
         console.print(f"course {row.course}: {row.drug_mg:.1f} mg in {row.volume_ml:.1f} mL, "
                       f"{row.containers} {plan.container}{'s' if row.containers != 1 else ''}")
-    change = 100 * (levels["delivered_css"] / levels["planned_css"] - 1) if levels["planned_css"] else 0.0
-    console.print(f"Level at steady state ({levels['analyte']}): prescribed {levels['planned_css']:.1f} ng/mL, "
-                  f"with the rounded rates {levels['delivered_css']:.1f} ng/mL ({change:+.2f} %)"
-                  + (" - for 70 kg, as no weight was given" if levels["weight_assumed"] else ""), highlight=False)
+    if np.isfinite(levels["planned_css"]):
+        change = 100 * (levels["delivered_css"] / levels["planned_css"] - 1) if levels["planned_css"] else 0.0
+        console.print(f"Level at steady state ({levels['analyte']}): prescribed {levels['planned_css']:.1f} ng/mL, "
+                      f"with the rounded rates {levels['delivered_css']:.1f} ng/mL ({change:+.2f} %)"
+                      + (" - for 70 kg, as no weight was given" if levels["weight_assumed"] else ""), highlight=False)
     for n in plan.notes:
         console.print(f"note: {n}")
     console.print(DISCLAIMER)

@@ -8,6 +8,7 @@ Times are the clinic's local times, as entered.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -251,6 +252,10 @@ def add_pain(s: Session, actor: str, p: Patient, recorded_at: datetime, nrs: flo
     return e
 
 
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{1,2}:\d{2}(:\d{2})?)?$")
+"""YYYY-MM-DD, optionally with a time HH:MM[:SS]."""
+
+
 def import_diary(s: Session, actor: str, p: Patient, frame: pd.DataFrame) -> int:
     """Pain diary rows (columns date [and time], nrs); all or nothing, bad rows named by number."""
     cols = {str(c).strip().lower(): c for c in frame.columns}
@@ -260,7 +265,8 @@ def import_diary(s: Session, actor: str, p: Patient, frame: pd.DataFrame) -> int
     if "time" in cols:
         dates = dates + " " + frame[cols["time"]].astype(str).str.strip()
     for i, (raw_date, raw_nrs) in enumerate(zip(dates, frame[cols["nrs"]], strict=True), start=2):
-        when = pd.to_datetime(raw_date, errors="coerce")
+        # ISO dates only: 12/01/2026 could be 1 December or 12 January, and is refused rather than guessed
+        when = pd.to_datetime(raw_date, errors="coerce") if ISO_DATE.match(raw_date) else pd.NaT
         if pd.isna(when):
             raise InputError(f"diary row {i}, date", raw_date, "a date such as 2026-03-01 (and optionally 08:00)")
         try:

@@ -16,6 +16,7 @@ import pandas as pd
 from ketaplan.errors import InputError
 from ketaplan.models.library import thresholds
 from ketaplan.models.thresholds import thresholds_for
+from ketaplan.planning.safety import check_regimen
 from ketaplan.predict import Patient, predict
 from ketaplan.regimen import DoseEvent, Regimen, normalise_route
 from ketaplan.simulation import analyte_outputs, model_for, time_above
@@ -25,6 +26,10 @@ from ketaplan.simulation import analyte_outputs, model_for, time_above
 class Scenario:
     form: str
     route: str
+
+
+MAX_WINDOW_H = 168.0
+"""Longest comparison window (h): one week at 30-second resolution."""
 
 
 def scenario_regimen(s: Scenario, dose_mg: float, iv_over_h: float) -> Regimen:
@@ -42,8 +47,11 @@ def compare(routes: list[str], forms: list[str], dose_mg: float, basis: str, pat
         raise InputError("--basis", basis, "allowed values are dose and exposure")
     if not (np.isfinite(dose_mg) and dose_mg > 0):
         raise InputError("--dose", dose_mg, "a dose > 0 mg is required")
-    if hours <= 0:
-        raise InputError("--hours", hours, "must be > 0 h")
+    if not 0 < hours <= MAX_WINDOW_H:
+        raise InputError("--hours", f"{hours:g} h", f"a window of more than 0 h and at most {MAX_WINDOW_H:g} h")
+    if not 0 < iv_over_h < hours:
+        raise InputError("--iv-over", f"{iv_over_h:g} h", f"an IV infusion shorter than the window (--hours "
+                         f"{hours:g} h), so that exposures and bioavailability compare whole doses")
     routes = [normalise_route(r) for r in routes]
     for f in forms:
         if f not in ("racemic", "s-ketamine"):
@@ -79,6 +87,9 @@ def compare(routes: list[str], forms: list[str], dose_mg: float, basis: str, pat
             continue
         else:
             dose = target / equivalent
+        for f in check_regimen(scenario_regimen(s, dose, iv_over_h), patient.weight):  # refuses unit slips
+            if f.severity == "warning":
+                notes.append(f"{form} {route} {dose:.3g} mg: {f.message} ({f.source})")
         c, m = curve(s, dose, specs[form])
         iv_auc = unit.get(Scenario(form, "iv"))
         th = thresholds_for(form)

@@ -73,6 +73,8 @@ def run_population(pspec: PopulationSpec, chunk: int = DEFAULT_CHUNK, percentile
     """
     if pspec.n < 1:
         raise InputError("--n", pspec.n, "at least 1 virtual patient is needed")
+    if pspec.seed < 0:
+        raise InputError("--seed", pspec.seed, "a whole number >= 0")
     if chunk < 1:
         raise InputError("chunk", chunk, "must be at least 1 subject")
     if workers is not None and scheduler is not None:

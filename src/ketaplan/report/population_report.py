@@ -72,7 +72,8 @@ def population_figure(result) -> plt.Figure:
 
     ax = axes[1, 1]
     cmax = s["cmax_ng_ml"].to_numpy()
-    ax.hist(cmax, bins=np.geomspace(max(cmax.min(), 1e-3), max(cmax.max(), 1e-2), 50), color=SERIES_COLOURS[0])
+    low = max(cmax.min(), 1e-3)
+    ax.hist(cmax, bins=np.geomspace(low, max(cmax.max(), low * 1.01), 50), color=SERIES_COLOURS[0])
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ScalarFormatter())
