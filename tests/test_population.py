@@ -295,6 +295,12 @@ def test_a_bad_covariate_file_names_row_and_column(tmp_path):
     path.write_text("weight,age\n70,40\n7000,50\n")
     with pytest.raises(InputError, match="row 2, column weight"):
         simulate_population(REPEAT, 10, covariates=path)
+    path.write_text("weight,age\n70,abc\n")
+    with pytest.raises(InputError, match="row 1, column age: got 'abc'; a number"):
+        simulate_population(REPEAT, 10, covariates=path)
+    path.write_text("weight,Weight\n70,80\n")
+    with pytest.raises(InputError, match="the column weight appears twice"):
+        simulate_population(REPEAT, 10, covariates=path)
 
 
 def test_binning_index_puts_values_in_their_bin():

@@ -62,3 +62,15 @@ def test_bad_pump_settings(args, message):
 def test_no_iv_dose_for_a_pump():
     with pytest.raises(InputError, match="no IV dose"):
         pump_plan(parse_regimen("25 mg IN"), 80, 1.0)
+
+
+def test_a_concentration_slip_is_flagged_by_the_volume_it_implies():
+    slip = pump_plan(parse_regimen("20 mg/h IV for 5 d"), 80.0, 0.05)  # 50 ug/mL typed where 50 mg/mL was meant
+    assert any("check the concentration" in n and "400 mL/h" in n for n in slip.notes)
+    usual = pump_plan(parse_regimen("20 mg/h IV for 5 d"), 80.0, 1.0)
+    assert not any("check the concentration" in n for n in usual.notes)
+
+
+def test_a_simulation_that_ends_inside_a_course_says_so():
+    f = simulate("20 mg/h IV for 5 d", weight=80, age=59, sex="male", until=1.0)
+    assert [x.code for x in f.findings if x.severity == "warning"] == ["horizon_inside_course"]

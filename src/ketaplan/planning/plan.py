@@ -91,6 +91,13 @@ def simulate(
     routes = [{a.route for a in c.administrations} for c in run.courses]
     findings += check_courses(reg.drug, run.courses, routes)
     findings += check_levels(summary, run.thresholds)
+    horizon = float(run.frame["time"].iloc[-1])
+    cut = [c for c in run.courses if c.end > horizon]
+    if cut:
+        findings.append(Finding("warning", "horizon_inside_course",
+                                f"the simulation ends at {horizon:g} h, inside course {cut[0].index} (which ends at "
+                                f"{cut[0].end:g} h): its numbers cover only part of it; extend --until",
+                                "ketaplan"))
     frame = SimulationFrame(run.frame)
     frame.summary = summary
     frame.findings = sorted(findings, key=lambda f: ("refused", "warning", "info").index(f.severity))

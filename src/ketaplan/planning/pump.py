@@ -89,6 +89,10 @@ def _per_kg_text(event: DoseEvent, weight_kg: float | None) -> str | None:
     return f"{event.amount:g} mg/kg x {weight_kg:g} kg = {event.amount * weight_kg:.4g} mg"
 
 
+MIN_CONTAINER_HOURS = 2.0
+"""A container that lasts less than this at the fastest rate is flagged: likely a concentration slip."""
+
+
 def pump_plan(regimen: Regimen, weight_kg: float | None, concentration_mg_ml: float, container: str = "syringe",
               container_ml: float = 50.0, increment_ml_h: float = 0.1, max_hang_h: float = 24.0) -> PumpPlan:
     """The pump plan of the IV infusions of ``regimen`` (see the module docstring).
@@ -134,6 +138,11 @@ def pump_plan(regimen: Regimen, weight_kg: float | None, concentration_mg_ml: fl
     per_day = _per_day(segments, boluses, regimen.start)
     per_course = _per_course(courses, segments, boluses, changes)
     notes = []
+    fastest = max((s.rate_ml_h_rounded for s in segments), default=0.0)
+    if fastest > container_ml / MIN_CONTAINER_HOURS:
+        notes.append(f"check the concentration: at {fastest:g} mL/h a {container_ml:g} mL {container} lasts "
+                     f"{container_ml / fastest * 60:.0f} min ({len(changes)} changes in all); µg/mL typed for "
+                     f"mg/mL gives 1000 x the volume")
     if any(abs(s.rate_ml_h_rounded - s.rate_ml_h) > 1e-9 for s in segments):
         notes.append(f"rates are rounded to the pump increment of {increment_ml_h:g} mL/h; the delivered dose differs "
                      "slightly from the prescription (see the delivered mg/h)")

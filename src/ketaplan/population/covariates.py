@@ -6,6 +6,7 @@ whatever the chunk size or number of workers (see :func:`block_normals`).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -81,6 +82,9 @@ def sample_covariates(seed: int, start: int, stop: int) -> Covariates:
     return Covariates(weight, age, sex, height)
 
 
+COVARIATE_COLUMNS = ("weight", "age", "sex", "height")
+
+
 def read_covariates(path: str | Path) -> pd.DataFrame:
     """A user's covariate CSV: one row per virtual patient; columns weight (kg) and optionally age, sex, height."""
     p = Path(path)
@@ -91,9 +95,21 @@ def read_covariates(path: str | Path) -> pd.DataFrame:
     except Exception as exc:
         raise InputError("--covariates", str(path), f"could not be read as CSV ({exc})") from None
     cols = {c.lower().strip(): c for c in frame.columns}
+    # a repeated header (any case; pandas renames an exact repeat 'weight' to 'weight.1') is refused
+    names = [re.sub(r"\.\d+$", "", str(c).lower().strip()) for c in frame.columns]
+    twice = [n for n in COVARIATE_COLUMNS if names.count(n) > 1]
+    if twice:
+        raise InputError("--covariates", list(frame.columns), f"the column {twice[0]} appears twice")
     if "weight" not in cols:
         raise InputError("--covariates", list(frame.columns), "a 'weight' column (kg) is required")
     out = pd.DataFrame({"weight": pd.to_numeric(frame[cols["weight"]], errors="coerce")})
+    for name in ("weight", "age", "height"):
+        if name in cols:
+            given = frame[cols[name]].notna() & (frame[cols[name]].astype(str).str.strip() != "")
+            text = np.flatnonzero((given & pd.to_numeric(frame[cols[name]], errors="coerce").isna()).to_numpy())
+            if len(text):
+                raise InputError(f"--covariates row {text[0] + 1}, column {name}", frame.iloc[text[0]][cols[name]],
+                                 "a number (or an empty cell where the value is unknown)")
     for name in ("age", "height"):
         out[name] = pd.to_numeric(frame[cols[name]], errors="coerce") if name in cols else np.nan
     out["sex"] = frame[cols["sex"]].astype(str).str.strip().str.lower() if "sex" in cols else "unknown"
