@@ -122,3 +122,10 @@ def test_a_single_dose_has_no_steady_state_level():
     assert np.isnan(simulate("20 mg IV", weight=80, age=59, sex="male").summary["css_avg_ng_ml"].iloc[0])
     repeated = simulate("50 mg PO q8h for 14 d", weight=80, age=59, sex="male").summary["css_avg_ng_ml"].iloc[0]
     assert 0 < repeated < 1000
+
+
+@pytest.mark.parametrize("regimen", ["20 mg/h IV for 5 d every 1 weeks x 3", "20 mg/h IV for 5 d every 3 weeks x 2"])
+def test_long_infusions_close_together_warn_even_within_one_course(regimen):
+    """Infusions under a week apart form one course; the liver check still looks at each infusion."""
+    f = simulate(regimen, weight=80, age=59, sex="male")
+    assert "repeated_long_infusions" in [x.code for x in f.findings if x.severity == "warning"]

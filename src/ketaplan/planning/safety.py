@@ -137,11 +137,15 @@ def check_courses(drug: str, courses, route_of_course: list[set[str]]) -> list[F
     if long_courses:
         findings.append(Finding("info", "liver_monitoring", " ".join(liver["monitoring"].split()),
                                 _cite("noppers2011") + " " + _cite("aapract2020")))
-    for a, b in itertools.pairwise(long_courses):
+    # infusion by infusion: infusions less than a week apart count as one course, and must not hide here
+    long_infusions = [(c.index, a) for c in courses for a in c.administrations if a.end - a.start >= long_h]
+    for (ca, a), (cb, b) in itertools.pairwise(long_infusions):
         gap = b.start - a.end
         if gap < window:
+            where = f"courses {ca} and {cb} are" if ca != cb else f"two infusions of course {ca} are"
+            apart = f"{gap / 24:.0f} days apart" if gap >= 0 else f"overlapping by {-gap / 24:.1f} days"
             findings.append(Finding("warning", "repeated_long_infusions",
-                                    f"courses {a.index} and {b.index} are long infusions {gap / 24:.0f} days apart: "
+                                    f"{where} long infusions {apart}: "
                                     f"drug-induced liver injury followed a second 100-h course 16 days after the "
                                     f"first in 3 of 6 patients; {liver['repeat_window_days']['note']}",
                                     _cite("noppers2011")))
