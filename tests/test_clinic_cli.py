@@ -85,3 +85,16 @@ def test_bad_input_is_one_sentence(db, args, message):
 def test_an_uninitialised_database_is_refused(tmp_path):
     r = invoke_cli("clinic", "list", "--db", str(tmp_path / "empty.db"))
     assert r.exit_code == 2 and "ketaplan clinic init" in r.stderr
+
+
+def test_a_recorded_infusion_at_an_unusual_rate_is_kept_and_pointed_out(db):
+    """What was given is recorded as given; a rate far below any analgesic one (ug/h typed?) is flagged."""
+    run(db, "add-patient", "KP-0008", "--birth-year", "1970", "--sex", "female", "--diagnosis", "CRPS",
+        "--weight", "70", "--consent-version", VERSION)
+    run(db, "plan-course", "KP-0008", "20 mg/h IV for 5 d", "--start", "2026-02-02 09:00")
+    usual = run(db, "record-infusion", "KP-0008", "1", "--start", "2026-02-02 09:00", "--end", "2026-02-03 09:00",
+                "--rate", "20 mg/h")
+    assert "WARNING" not in usual
+    slip = run(db, "record-infusion", "KP-0008", "1", "--start", "2026-02-03 09:00", "--end", "2026-02-04 09:00",
+               "--rate", "20 mcg/h")
+    assert "recorded 0.02 mg/h" in slip and "WARNING" in slip and "far below any analgesic rate" in slip

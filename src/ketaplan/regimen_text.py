@@ -123,6 +123,8 @@ class _Parser:
         start: datetime | None = None
         while self.pos < len(self.toks):
             if self.low() == "starting":
+                if start is not None:
+                    raise self.fail("one 'starting' date only")
                 start = self.starting()
                 continue
             parts.append(self.part())

@@ -172,13 +172,23 @@ def record_infusion_command(code: str, course: int, start: str = typer.Option(..
                             actor: str = ACTOR) -> None:
     """Record an infusion segment given at a constant rate (a rate change or an interruption starts another)."""
     from ketaplan.course import store
+    from ketaplan.planning.safety import check_regimen
+    from ketaplan.regimen import DoseEvent, Regimen
 
     rate_mg_h = parse(rate, Kind.RATE, "--rate")
+    begin, finish = parse_when(start, "--start"), parse_when(end, "--end")
     with _session(db) as s:
         p = store.get_patient(s, code)
-        store.record_infusion(s, _actor(actor), p, store.get_course(p, course), parse_when(start, "--start"),
-                              parse_when(end, "--end"), rate_mg_h, route, note)
+        store.record_infusion(s, _actor(actor), p, store.get_course(p, course), begin, finish, rate_mg_h, route,
+                              note)
+        weight = store.latest_weight(p)
     console.print(f"recorded {rate_mg_h:g} mg/h from {start} to {end} (course {course} of {code})")
+    hours = (finish - begin).total_seconds() / 3600
+    if route == "iv" and rate_mg_h > 0 and hours > 0:  # what was given is recorded; unusual rates are pointed out
+        given = Regimen((DoseEvent(0.0, rate_mg_h * hours, "iv", rate=rate_mg_h),))
+        for f in check_regimen(given, weight, force=True):
+            if f.severity != "info":
+                console.print(f"WARNING {f.message} ({f.source})", highlight=False)
 
 
 @clinic_app.command("add-level")

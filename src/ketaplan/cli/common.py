@@ -97,6 +97,17 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def with_start_option(regimen, text: str | None):
+    """The regimen with ``--start`` applied; refused when the regimen text already says another start."""
+    when = parse_start(text)
+    if when is None:
+        return regimen
+    if regimen.start is not None and regimen.start != when:
+        raise InputError("--start", text, f"the regimen already says 'starting {regimen.start:%Y-%m-%d %H:%M}'; "
+                         "give the start once")
+    return regimen.with_start(when)
+
+
 def parse_start(text: str | None) -> datetime | None:
     if text is None:
         return None

@@ -8,7 +8,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from ketaplan.cli.common import DISCLAIMER, console, guarded, parse_start
+from ketaplan.cli.common import DISCLAIMER, console, guarded, with_start_option
 from ketaplan.errors import InputError
 from ketaplan.units import Kind, parse
 
@@ -40,10 +40,7 @@ def pump_command(
     volume = parse(volume_text, Kind.VOLUME, f"--{container}")
     increment = parse(pump_increment, Kind.VOLUME_RATE, "--pump-increment")
     hang = parse(max_hang, Kind.DURATION, "--max-hang")
-    reg = load_regimen(regimen)
-    when = parse_start(start)
-    if when is not None:
-        reg = reg.with_start(when)
+    reg = with_start_option(load_regimen(regimen), start)
     if reg.needs_weight and weight is None:
         raise InputError("--weight", None, "this regimen is dosed per kg; give the patient's body weight")
     plan = pump_plan(reg, weight, conc, container, volume, increment, hang)

@@ -14,8 +14,8 @@ from ketaplan.cli.common import (
     console,
     guarded,
     parse_settings,
-    parse_start,
     progress,
+    with_start_option,
     write_atomically,
 )
 from ketaplan.errors import InputError
@@ -119,10 +119,7 @@ def simulate_command(
     check_output(out, "--out", (".csv", ".parquet"))
     check_output(plot, "--plot", (".png", ".svg"))
     check_output(report, "--report", (".html",))
-    reg = load_regimen(regimen)
-    when = parse_start(start)
-    if when is not None:
-        reg = reg.with_start(when)
+    reg = with_start_option(load_regimen(regimen), start)
     horizon = parse(until, Kind.DURATION, "--until") if until else None
     steps = 2 + sum(x is not None for x in (out, plot, report))
     with progress(steps, "simulating") as step:
