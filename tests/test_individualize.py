@@ -253,6 +253,23 @@ def test_bad_data_get_one_sentence(rows, message):
     assert str(err.value).count(". ") <= 1
 
 
+def test_a_weight_that_changes_within_a_patient_is_refused_for_library_models():
+    rows = [[1, 0, 2400, 20, 1, 1, ".", "."], [1, 48, ".", ".", 0, 0, 150, 1], [1, 100, ".", ".", 0, 0, 160, 1]]
+    data = pd.DataFrame(rows, columns=["ID", "TIME", "AMT", "RATE", "EVID", "MDV", "DV", "DVID"]).astype(str)
+    data["WT"] = ["75", "75", "7500"]  # a slip on a later record was read past before
+    with pytest.raises(InputError, match=r"^row 3, column WT: got 7500; library models take one WT per patient"):
+        fit_dataset(data, "domino_racemic_3cmt_nk")
+
+
+def test_doses_in_a_dataset_get_the_plan_checks_as_warnings():
+    """The dataset records what was given, so it is fitted; a rate 10 x the usual range is pointed out."""
+    rows = [[1, 0, 2400, 2000, 1, 1, ".", "."], [1, 2, ".", ".", 0, 0, 150, 1], [1, 5, ".", ".", 0, 0, 100, 1]]
+    data = pd.DataFrame(rows, columns=["ID", "TIME", "AMT", "RATE", "EVID", "MDV", "DV", "DVID"]).astype(str)
+    data["WT"] = "75"
+    [f] = fit_dataset(data, "domino_racemic_3cmt_nk")
+    assert any(w.startswith("Dose check: 2000 mg/h IV") and "above 7 mg/kg/h" in w for w in f.warnings)
+
+
 def test_population_shrinkage_over_several_patients():
     data = []
     for i, level in enumerate([150, 200, 250, 120], start=1):

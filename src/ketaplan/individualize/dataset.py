@@ -23,6 +23,7 @@ from ketaplan.individualize.problem import Problem, SpecModel, spec_problem
 from ketaplan.models.library import load_model
 from ketaplan.models.spec import ModelSpec
 from ketaplan.nmdata import Individual, numeric_column, split_individuals
+from ketaplan.planning.safety import check_regimen
 from ketaplan.predict import Patient
 from ketaplan.predpp import load_model as load_predpp
 from ketaplan.regimen import ROUTES, DoseEvent, Regimen
@@ -65,6 +66,10 @@ def fit_cases(data: pd.DataFrame, model: str | Path | ModelSpec) -> list[FitCase
         spec = model_for(regimen, model if isinstance(model, ModelSpec) else str(model))
         obs = _observations(data, ind, spec)
         problem, sm = spec_problem(spec, regimen, patient.covariates(), obs, label=f"ID {ind.id}")
+        # the doses of the dataset get the same checks as a plan (kept as given, unusual ones pointed out)
+        problem.notes += [f"Dose check: {f.message} ({f.source})" for f in check_regimen(regimen, patient.weight,
+                                                                                       force=True)
+                          if f.severity != "info"]
         cases.append(FitCase(f"ID {ind.id}", ind.id, problem, sm, patient))
     return cases
 
@@ -73,15 +78,28 @@ def _column(data: pd.DataFrame, name: str) -> str | None:
     return next((c for c in data.columns if str(c).strip().upper() == name), None)
 
 
+def _per_patient(data: pd.DataFrame, column: str, item: str, ind: Individual) -> float:
+    """The individual's value of a covariate column, which library models take once per patient."""
+    values = numeric_column(data, column, item)[ind.rows]
+    given = np.flatnonzero(np.isfinite(values))
+    first = values[given[0]] if len(given) else values[0]
+    differs = [i for i in given if values[i] != first]
+    if differs:
+        raise InputError(f"row {ind.rows[differs[0]] + 1}, column {column}", float(values[differs[0]]),
+                         f"library models take one {item} per patient ({first:g} on its first record); use a PREDPP "
+                         "model file for covariates that change between records")
+    return first
+
+
 def _patient(data: pd.DataFrame, ind: Individual) -> Patient:
     first = ind.rows[0]
     wt = _column(data, "WT") or _column(data, "WEIGHT")
     if wt is None:
         raise InputError("DATA columns", list(map(str, data.columns)), "a WT column (body weight, kg) is needed "
                          "for library models")
-    weight = numeric_column(data, wt, "WT")[first]
-    age = numeric_column(data, c, "AGE")[first] if (c := _column(data, "AGE")) else None
-    height = numeric_column(data, c, "HT")[first] if (c := _column(data, "HT")) else None
+    weight = _per_patient(data, wt, "WT", ind)
+    age = _per_patient(data, c, "AGE", ind) if (c := _column(data, "AGE")) else None
+    height = _per_patient(data, c, "HT", ind) if (c := _column(data, "HT")) else None
     sex = None
     if (c := _column(data, "SEX")) is not None:
         text = str(data[c].iloc[first]).strip().lower()
