@@ -270,6 +270,16 @@ def test_doses_in_a_dataset_get_the_plan_checks_as_warnings():
     assert any(w.startswith("Dose check: 2000 mg/h IV") and "above 7 mg/kg/h" in w for w in f.warnings)
 
 
+@pytest.mark.parametrize(("levels", "flagged"), [((0.15, 0.16), True), ((150, 160), False), ((90, 300), False)])
+def test_levels_a_thousand_fold_off_the_model_get_a_unit_warning(levels, flagged):
+    rows = [[1, 0, 2400, 20, 1, 1, ".", "."], [1, 48, ".", ".", 0, 0, levels[0], 1],
+            [1, 100, ".", ".", 0, 0, levels[1], 1]]
+    data = pd.DataFrame(rows, columns=["ID", "TIME", "AMT", "RATE", "EVID", "MDV", "DV", "DVID"]).astype(str)
+    data["WT"] = "75"
+    [f] = fit_dataset(data, "domino_racemic_3cmt_nk")
+    assert any(w.startswith("Unit check: the measured levels are about") for w in f.warnings) == flagged
+
+
 def test_population_shrinkage_over_several_patients():
     data = []
     for i, level in enumerate([150, 200, 250, 120], start=1):

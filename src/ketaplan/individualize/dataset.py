@@ -70,8 +70,27 @@ def fit_cases(data: pd.DataFrame, model: str | Path | ModelSpec) -> list[FitCase
         problem.notes += [f"Dose check: {f.message} ({f.source})" for f in check_regimen(regimen, patient.weight,
                                                                                        force=True)
                           if f.severity != "info"]
+        problem.notes += _unit_check(problem)
         cases.append(FitCase(f"ID {ind.id}", ind.id, problem, sm, patient))
     return cases
+
+
+def _unit_check(problem) -> list[str]:
+    """A plain warning when measured levels are 100-fold or more off the typical patient's prediction: far
+    beyond any between-patient variability, and what mg/L or µg/mL typed as ng/mL look like."""
+    obs = problem.observations
+    levels = np.flatnonzero((obs.output != PAIN) & ~obs.blq & (obs.value > 0))
+    if not len(levels):
+        return []
+    predicted = problem.predict(np.zeros((1, problem.k)))[0][levels]
+    ok = predicted > 0
+    if not ok.any():
+        return []
+    ratio = float(np.median(obs.value[levels][ok] / predicted[ok]))
+    if 0.01 < ratio < 100:
+        return []
+    return [f"Unit check: the measured levels are about {ratio:.3g} x what the model predicts for a typical "
+            "patient on these doses; check that they are in ng/mL (mg/L or µg/mL typed as ng/mL is 1000 x off)."]
 
 
 def _column(data: pd.DataFrame, name: str) -> str | None:
