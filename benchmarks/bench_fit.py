@@ -21,8 +21,8 @@ from ketaplan.engine.schedule import compile_schedule
 from ketaplan.individualize.estimate import fit
 from ketaplan.individualize.observations import PAIN, Observations
 from ketaplan.individualize.problem import Problem, spec_problem
-from ketaplan.regimen_text import parse_regimen
-from ketaplan.simulation import model_for
+from ketaplan.regimen.text import parse_regimen
+from ketaplan.simulation.run import model_for
 
 REGIMEN = parse_regimen("20 mg/h IV for 5 d")
 

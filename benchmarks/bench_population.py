@@ -20,8 +20,8 @@ import psutil
 
 from ketaplan.population.model_run import make_spec
 from ketaplan.population.run import run_population
-from ketaplan.regimen_text import parse_regimen
-from ketaplan.simulation import model_for
+from ketaplan.regimen.text import parse_regimen
+from ketaplan.simulation.run import model_for
 
 REGIMEN = "20 mg/h IV for 5 d every 11 weeks x 4"
 

@@ -7,8 +7,9 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from ketaplan.cli import app
-from ketaplan.predict import Patient, predict
-from ketaplan.regimen import Regimen
+from ketaplan.regimen.events import Regimen
+from ketaplan.simulation.patient import Patient
+from ketaplan.simulation.predict import predict
 
 runner = CliRunner()
 

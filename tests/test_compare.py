@@ -7,7 +7,7 @@ import pytest
 
 from ketaplan.errors import InputError
 from ketaplan.planning.compare import compare
-from ketaplan.predict import Patient
+from ketaplan.simulation.patient import Patient
 
 
 def test_equal_dose_bioavailability_follows_the_route_data():

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ketaplan.nonmem import simulate_dataset
+from ketaplan.nonmem.simulate import simulate_dataset
 
 K, V, CL = 0.1, 10.0, 1.0
 TOL = dict(rtol=1e-10, atol=1e-12)

@@ -17,10 +17,10 @@ from ketaplan.individualize.mcmc import sample_posterior
 from ketaplan.individualize.observations import PAIN, Observations
 from ketaplan.individualize.problem import SpecModel, spec_problem
 from ketaplan.planning.next_course import next_course, plan_for_relief, rate_for_level
-from ketaplan.predict import Patient
-from ketaplan.regimen import Regimen
-from ketaplan.regimen_text import parse_regimen
-from ketaplan.simulation import model_for
+from ketaplan.regimen.events import Regimen
+from ketaplan.regimen.text import parse_regimen
+from ketaplan.simulation.patient import Patient
+from ketaplan.simulation.run import model_for
 
 SEED_CASE = "20 mg/h IV for 5 d at 7 d"
 
@@ -73,7 +73,7 @@ def test_time_varying_covariates_follow_nonmem_and_the_map_equals_a_hand_compute
         return np.log(amount / np.array([20.0, 25.0, 25.0]))
 
     np.testing.assert_allclose(result.estimate.problem.predict(np.array([[0.3]]))[0], log_ipred(0.3), rtol=1e-12)
-    from ketaplan.nonmem import simulate_dataset
+    from ketaplan.nonmem.simulate import simulate_dataset
 
     ipred = simulate_dataset(data, path)["IPRED"].to_numpy()[1:]
     np.testing.assert_allclose(result.estimate.problem.predict(np.zeros((1, 1)))[0], np.log(ipred), rtol=1e-12)

@@ -13,10 +13,11 @@ from ketaplan.cli import app
 from ketaplan.engine.build import build
 from ketaplan.engine.derived import derived_quantities
 from ketaplan.errors import InputError
-from ketaplan.models.compose import assemble, with_pd
-from ketaplan.models.library import library_ids, load_entry, load_model, load_pd, parse_spec
-from ketaplan.predict import Patient, predict
-from ketaplan.regimen import DoseEvent, Regimen
+from ketaplan.models.compose import with_pd
+from ketaplan.models.library import assemble, library_ids, load_entry, load_model, load_pd, parse_spec
+from ketaplan.regimen.events import DoseEvent, Regimen
+from ketaplan.simulation.patient import Patient
+from ketaplan.simulation.predict import predict
 
 PK_IDS = library_ids("pk")
 

@@ -9,8 +9,8 @@ import pytest
 from ketaplan.engine.ode import solve_ode
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, compile_schedule
 from ketaplan.errors import InputError
-from ketaplan.nonmem import simulate_dataset
-from ketaplan.predpp import load_model
+from ketaplan.nonmem.predpp import load_model
+from ketaplan.nonmem.simulate import simulate_dataset
 
 
 def dataset(dose_cmt: int, obs_cmt: int, n_obs: int = 25) -> pd.DataFrame:

@@ -18,8 +18,8 @@ from ketaplan.individualize.observations import Observations
 from ketaplan.individualize.problem import occasion_name, spec_problem
 from ketaplan.models.spec import Variability
 from ketaplan.population.model_run import make_spec
-from ketaplan.regimen_text import parse_regimen
-from ketaplan.simulation import model_for
+from ketaplan.regimen.text import parse_regimen
+from ketaplan.simulation.run import model_for
 
 REGIMEN = parse_regimen("20 mg/h IV for 2 d every 3 weeks x 3")
 STARTS = [0.0, 504.0, 1008.0]
@@ -140,7 +140,7 @@ def test_a_virtual_population_with_course_to_course_variability_equals_each_pati
 def test_a_population_with_course_to_course_variability_refuses_steady_state_doses():
     from dataclasses import replace
 
-    from ketaplan.regimen import Regimen
+    from ketaplan.regimen.events import Regimen
 
     ss = Regimen((replace(REGIMEN.events[0], ss=1, ii=504.0, addl=0),), drug=REGIMEN.drug)
     with pytest.raises(InputError, match="steady-state doses cannot be combined"):

@@ -7,7 +7,7 @@ import pytest
 from ketaplan.errors import InputError
 from ketaplan.planning.plan import simulate
 from ketaplan.planning.pump import pump_plan
-from ketaplan.regimen_text import parse_regimen
+from ketaplan.regimen.text import parse_regimen
 
 
 def test_20_mg_per_h_from_1_mg_per_ml():

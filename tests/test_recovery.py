@@ -13,8 +13,8 @@ from ketaplan.engine.build import Covariates
 from ketaplan.individualize.estimate import fit
 from ketaplan.individualize.observations import PAIN, Observations
 from ketaplan.individualize.problem import spec_problem
-from ketaplan.regimen_text import parse_regimen
-from ketaplan.simulation import model_for
+from ketaplan.regimen.text import parse_regimen
+from ketaplan.simulation.run import model_for
 
 N_PATIENTS = 200
 REGIMEN = parse_regimen("20 mg/h IV for 5 d")

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from ketaplan.errors import InputError
-from ketaplan.regimen import DoseEvent, Regimen, nonmem_observations
+from ketaplan.nonmem.records import nonmem_observations, regimen_from_records, regimen_to_records
+from ketaplan.regimen.events import DoseEvent, Regimen
 
 
 def test_infusion_constructor_with_courses():
@@ -70,16 +71,16 @@ def test_nonmem_round_trip_of_every_event_kind():
         "MDV": [1, 0, 1, 1, 0, 1, 1, 1, 1],
         "DV": [np.nan, 3.2, np.nan, np.nan, 1.5, np.nan, np.nan, np.nan, np.nan],
     })
-    regimen = Regimen.from_nonmem(data, route_of_cmt={1: "oral", 2: "iv"})
+    regimen = regimen_from_records(data, route_of_cmt={1: "oral", 2: "iv"})
     assert [e.evid for e in regimen.events] == [1, 1, 3, 4, 1]
-    again = regimen.to_nonmem(1, observations=nonmem_observations(data))
+    again = regimen_to_records(regimen, 1, observations=nonmem_observations(data))
     pd.testing.assert_frame_equal(again, data, check_dtype=False)
 
 
 def test_to_nonmem_needs_a_compartment_for_extravascular_routes():
     with pytest.raises(InputError, match="cmt_of_route"):
-        Regimen.bolus("25 mg", route="oral").to_nonmem()
-    frame = Regimen.bolus("25 mg", route="oral").to_nonmem(cmt_of_route={"oral": 1}, observations=[1, 2])
+        regimen_to_records(Regimen.bolus("25 mg", route="oral"))
+    frame = regimen_to_records(Regimen.bolus("25 mg", route="oral"), cmt_of_route={"oral": 1}, observations=[1, 2])
     assert list(frame["CMT"]) == [1, 1, 1] and list(frame["EVID"]) == [1, 0, 0]
 
 

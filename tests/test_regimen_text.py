@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ketaplan.errors import InputError
-from ketaplan.regimen_text import load_regimen, parse_regimen
+from ketaplan.regimen.text import load_regimen, parse_regimen
 
 
 def single(text):

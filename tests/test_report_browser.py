@@ -108,8 +108,8 @@ def test_fit_report_renders_offline_without_console_errors(tmp_path):
 
     from ketaplan.individualize.api import fit_patient
     from ketaplan.planning.next_course import follow_up
-    from ketaplan.predict import Patient
     from ketaplan.report.fit_report import render_fit_report
+    from ketaplan.simulation.patient import Patient
 
     sync_playwright = _browser_or_skip()
     diary = pd.DataFrame({"time": [0.0, 24, 96, 200, 500, 900, 1300], "output": ["pain", "pain", "ketamine"] +

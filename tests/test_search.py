@@ -9,7 +9,7 @@ from ketaplan.errors import InputError
 from ketaplan.planning.regimen_search import dose_warning_codes, search_regimens, typical_weight
 from ketaplan.population.api import search, simulate_population
 from ketaplan.population.search import SearchSpace, split_values
-from ketaplan.regimen_text import parse_regimen
+from ketaplan.regimen.text import parse_regimen
 
 GRID = {"rates": "10,15,20 mg/h", "durations": "3,5 d", "intervals": "4,6,8 weeks"}
 

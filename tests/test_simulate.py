@@ -9,8 +9,9 @@ import pytest
 
 from ketaplan.errors import InputError
 from ketaplan.planning.plan import simulate
-from ketaplan.predict import Patient, predict
-from ketaplan.regimen import Regimen
+from ketaplan.regimen.events import Regimen
+from ketaplan.simulation.patient import Patient
+from ketaplan.simulation.predict import predict
 
 
 @pytest.fixture(scope="module")

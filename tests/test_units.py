@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ketaplan.errors import UnitError
-from ketaplan.units import Kind, base_to_hcl, convert, hcl_to_base, parse, parse_dose
+from ketaplan.regimen.units import Kind, base_to_hcl, convert, hcl_to_base, parse, parse_dose
 
 
 @pytest.mark.parametrize(("text", "kind", "expected"), [

@@ -1,39 +1,32 @@
 """ketaplan: plan, simulate and follow ketamine therapy for refractory neuropathic pain.
 
-The public API is small; everything here is re-exported from the module that defines it.
-Decision support for clinicians and researchers, not a prescription.
+The public API is small; every name here is re-exported, on first use, from the module that defines
+it, so ``import ketaplan`` loads no heavy library. Decision support for clinicians and researchers,
+not a prescription.
 """
 
-from ketaplan.errors import InputError, UnitError
-from ketaplan.individualize.api import fit_dataset, fit_patient
-from ketaplan.models.compose import assemble
-from ketaplan.models.library import load_model
-from ketaplan.nonmem import simulate_dataset
-from ketaplan.planning.plan import simulate
-from ketaplan.planning.pump import pump_plan
-from ketaplan.planning.regimen_search import search_regimens
-from ketaplan.population.api import simulate_population
-from ketaplan.predict import Patient, predict
-from ketaplan.regimen import DoseEvent, Regimen
-from ketaplan.regimen_text import load_regimen, parse_regimen
+from ketaplan._lazy import lazy_exports
 
-__all__ = [
-    "DoseEvent",
-    "InputError",
-    "Patient",
-    "Regimen",
-    "UnitError",
-    "assemble",
-    "fit_dataset",
-    "fit_patient",
-    "load_model",
-    "load_regimen",
-    "parse_regimen",
-    "predict",
-    "pump_plan",
-    "search_regimens",
-    "simulate",
-    "simulate_dataset",
-    "simulate_population",
-]
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "InputError": "ketaplan.errors",
+    "UnitError": "ketaplan.errors",
+    "DoseEvent": "ketaplan.regimen.events",
+    "Regimen": "ketaplan.regimen.events",
+    "load_regimen": "ketaplan.regimen.text",
+    "parse_regimen": "ketaplan.regimen.text",
+    "assemble": "ketaplan.models.library",
+    "load_model": "ketaplan.models.library",
+    "Patient": "ketaplan.simulation.patient",
+    "predict": "ketaplan.simulation.predict",
+    "simulate_dataset": "ketaplan.nonmem.simulate",
+    "simulate_population": "ketaplan.population.api",
+    "fit_dataset": "ketaplan.individualize.api",
+    "fit_patient": "ketaplan.individualize.api",
+    "simulate": "ketaplan.planning.plan",
+    "pump_plan": "ketaplan.planning.pump",
+    "search_regimens": "ketaplan.planning.regimen_search",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -70,8 +70,8 @@ def case_report_command(
     """The seed case: 20 mg/h IV for 5 days every ~11 weeks for 3.5 years; report, figure and table."""
     from ketaplan.errors import InputError
     from ketaplan.planning.plan import simulate
+    from ketaplan.regimen.units import Kind, parse
     from ketaplan.report.figures import save, simulation_figure
-    from ketaplan.units import Kind, parse
 
     if not out_dir.is_dir():
         raise InputError("--out-dir", str(out_dir), "the folder does not exist")

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ketaplan.cli.common import console, guarded, write_atomically
 from ketaplan.errors import InputError
-from ketaplan.units import Kind, parse
+from ketaplan.regimen.units import Kind, parse
 
 clinic_app = typer.Typer(no_args_is_help=True, help="The clinic record: patients, consent, courses, levels, "
                                                     "pain diary, labs, forecast, export, erasure, backup.")
@@ -172,8 +172,8 @@ def record_infusion_command(code: str, course: int, start: str = typer.Option(..
                             actor: str = ACTOR) -> None:
     """Record an infusion segment given at a constant rate (a rate change or an interruption starts another)."""
     from ketaplan.course import store
-    from ketaplan.planning.safety import check_regimen
-    from ketaplan.regimen import DoseEvent, Regimen
+    from ketaplan.regimen.events import DoseEvent, Regimen
+    from ketaplan.regimen.safety import check_regimen
 
     rate_mg_h = parse(rate, Kind.RATE, "--rate")
     begin, finish = parse_when(start, "--start"), parse_when(end, "--end")

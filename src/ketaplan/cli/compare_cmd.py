@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, write_atomically
-from ketaplan.units import Kind, parse
+from ketaplan.regimen.units import Kind, parse
 
 
 @guarded
@@ -28,8 +28,8 @@ def compare_command(
 ) -> None:
     """Compare routes (IV, oral, intranasal, sublingual, topical, ...) and forms (racemic, S-ketamine)."""
     from ketaplan.planning.compare import compare
-    from ketaplan.predict import Patient
     from ketaplan.report.figures import comparison_figure, save
+    from ketaplan.simulation.patient import Patient
 
     check_output(plot, "--plot", (".png", ".svg"))
     table, curves, notes = compare([r.strip() for r in routes.split(",") if r.strip()],

@@ -16,8 +16,8 @@ def simulate_dataset_command(
     out: Path = typer.Option(..., "--out", help="Output CSV: every input row plus IPRED and A1..An."),
 ) -> None:
     """Simulate a NONMEM-style dataset unchanged with a PREDPP model (ADVAN1-4, 11, 12)."""
-    from ketaplan.nmdata import read_dataset
-    from ketaplan.nonmem import simulate_dataset
+    from ketaplan.nonmem.dataset import read_dataset
+    from ketaplan.nonmem.simulate import simulate_dataset
 
     check_output(out, "--out", (".csv",))
     frame = read_dataset(data)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,8 @@ from rich.table import Table
 
 from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, parse_start, progress, write_atomically
 from ketaplan.errors import InputError
-from ketaplan.units import Kind, parse
+from ketaplan.regimen.units import Kind, parse
+from ketaplan.simulation.summary import when_text
 
 
 @guarded
@@ -37,7 +38,7 @@ def fit_command(
     """Bayesian estimates of each patient's parameters (MAP, 90 % intervals, shrinkage) and the forecast."""
     from ketaplan.individualize.api import fit_case, population_shrinkage
     from ketaplan.individualize.dataset import fit_cases
-    from ketaplan.nmdata import read_dataset
+    from ketaplan.nonmem.dataset import read_dataset
     from ketaplan.planning.next_course import follow_up
 
     check_output(out, "--out", (".csv", ".parquet"))
@@ -79,15 +80,6 @@ def fit_command(
     for path in (out, report):
         if path is not None:
             console.print(f"wrote {path}")
-
-
-def when_text(hours: float, start: datetime | None) -> str:
-    """'day 84.2' or a date, for a time in hours; 'beyond the forecast horizon' for infinity."""
-    if not np.isfinite(hours):
-        return "beyond the forecast horizon"
-    if start is None:
-        return f"day {hours / 24:.1f}"
-    return (start + timedelta(hours=float(hours))).strftime("%Y-%m-%d")
 
 
 def print_fit(f, fu, start: datetime | None) -> None:

@@ -12,7 +12,7 @@ from rich.table import Table
 from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, parse_settings, progress, write_atomically
 from ketaplan.cli.simulate_cmd import print_findings
 from ketaplan.errors import InputError
-from ketaplan.units import Kind, parse
+from ketaplan.regimen.units import Kind, parse
 
 
 def parse_percentiles(text: str) -> tuple[float, ...]:
@@ -54,11 +54,11 @@ def population_command(
 ) -> None:
     """Simulate a virtual population: target attainment, psychotomimetic risk, relief, percentile bands."""
     from ketaplan.planning.regimen_search import typical_weight
-    from ketaplan.planning.safety import check_plan
     from ketaplan.population.api import simulate_population
     from ketaplan.population.covariates import read_covariates
     from ketaplan.population.search import split_values
-    from ketaplan.regimen_text import load_regimen
+    from ketaplan.regimen.safety import check_plan
+    from ketaplan.regimen.text import load_regimen
 
     check_output(out, "--out", (".parquet", ".csv"))
     check_output(bands, "--bands", (".parquet", ".csv"))
@@ -170,8 +170,8 @@ def search_command(
 ) -> None:
     """Find the IV rate, duration and interval with the best target attainment under a psychotomimetic cap."""
     from ketaplan.planning.regimen_search import search_regimens, typical_weight
-    from ketaplan.planning.safety import check_plan
-    from ketaplan.regimen_text import load_regimen
+    from ketaplan.regimen.safety import check_plan
+    from ketaplan.regimen.text import load_regimen
 
     check_output(out, "--out", (".csv", ".parquet"))
     check_output(report, "--report", (".html",))
@@ -193,7 +193,7 @@ def search_command(
                              f"in >= {maintained:.0%} of responders (threshold {relief_threshold:.0%})")]
     if report is not None:
         from ketaplan.report.population_report import render_search_report
-        from ketaplan.simulation import model_for
+        from ketaplan.simulation.run import model_for
 
         spec = model_for(result.space.regimen(result.space.rates[0], result.space.durations_h[0],
                                               result.space.intervals_h[0]), model)

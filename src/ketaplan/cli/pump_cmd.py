@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ketaplan.cli.common import DISCLAIMER, console, guarded, with_start_option
 from ketaplan.errors import InputError
-from ketaplan.units import Kind, parse
+from ketaplan.regimen.units import Kind, parse
 
 MAX_ROWS = 60
 
@@ -31,7 +31,7 @@ def pump_command(
 ) -> None:
     """Pump settings for the IV infusions of a regimen, rounded to the pump increment."""
     from ketaplan.planning.pump import pump_plan
-    from ketaplan.regimen_text import load_regimen
+    from ketaplan.regimen.text import load_regimen
 
     if syringe is not None and bag is not None:
         raise InputError("--syringe/--bag", f"{syringe} and {bag}", "give a syringe or a bag, not both")

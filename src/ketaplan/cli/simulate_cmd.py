@@ -19,7 +19,7 @@ from ketaplan.cli.common import (
     write_atomically,
 )
 from ketaplan.errors import InputError
-from ketaplan.units import Kind, parse
+from ketaplan.regimen.units import Kind, parse
 
 SEVERITY_STYLE = {"refused": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -75,9 +75,10 @@ def headline(
     model: str = typer.Option("domino_racemic_3cmt_nk", help="Model id or YAML file."),
 ) -> None:
     """The headline case: 20 mg/h IV ketamine for 5 days; plasma levels at 1, 24, 120, 121 and 130 h."""
-    from ketaplan.models.compose import assemble
-    from ketaplan.predict import Patient, predict
-    from ketaplan.regimen import Regimen
+    from ketaplan.models.library import assemble
+    from ketaplan.regimen.events import Regimen
+    from ketaplan.simulation.patient import Patient
+    from ketaplan.simulation.predict import predict
 
     spec = assemble(model)
     frame = predict(spec, Regimen.infusion("20 mg/h", duration="5 d"), Patient(weight, age, sex),
@@ -114,7 +115,7 @@ def simulate_command(
 ) -> None:
     """Simulate a regimen: per-course levels, exposure, relief, next course due, and safety checks."""
     from ketaplan.planning.plan import simulate
-    from ketaplan.regimen_text import load_regimen
+    from ketaplan.regimen.text import load_regimen
 
     check_output(out, "--out", (".csv", ".parquet"))
     check_output(plot, "--plot", (".png", ".svg"))

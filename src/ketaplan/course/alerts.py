@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketaplan.course.schema import Lab, PainEntry, Patient
-from ketaplan.planning.safety import rules
+from ketaplan.regimen.safety import rules
 
 DUE_SOON_DAYS = 14
 DIARY_GAP_DAYS = 14

@@ -25,9 +25,9 @@ from ketaplan.individualize.estimate import prior_estimate
 from ketaplan.individualize.observations import PAIN, Observations
 from ketaplan.individualize.problem import SpecModel, prior_problem, random_effects, spec_problem
 from ketaplan.planning.next_course import follow_up
-from ketaplan.predict import Patient as PKPatient
-from ketaplan.regimen import DoseEvent, Regimen
-from ketaplan.simulation import analyte_outputs, model_for
+from ketaplan.regimen.events import DoseEvent, Regimen
+from ketaplan.simulation.patient import Patient as PKPatient
+from ketaplan.simulation.run import analyte_outputs, model_for
 
 CURVE_POINTS = 600
 log = logging.getLogger("ketaplan.course")

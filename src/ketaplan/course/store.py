@@ -35,7 +35,7 @@ from ketaplan.course.schema import (
     WeightRecord,
 )
 from ketaplan.errors import InputError
-from ketaplan.regimen_text import parse_regimen
+from ketaplan.regimen.text import parse_regimen
 
 ANALYTES = ("ketamine", "norketamine", "s-ketamine", "s-norketamine")
 LAB_TESTS = ("ALT", "AST", "GGT", "ALP", "BILI")
@@ -173,7 +173,7 @@ def latest_weight(p: Patient) -> float:
 def plan_course(s: Session, actor: str, p: Patient, regimen_text: str, planned_start: datetime | None,
                 force: bool = False) -> tuple[Course, list]:
     """A planned course in the regimen language, checked against the usual ranges at the latest weight."""
-    from ketaplan.planning.safety import check_plan
+    from ketaplan.regimen.safety import check_plan
 
     _require_consent(p)
     regimen = parse_regimen(clean_text(regimen_text, "regimen", 500))

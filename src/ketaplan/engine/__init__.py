@@ -1,18 +1,17 @@
 """Exact solution of linear compartment systems with NONMEM event semantics; ODE cross-check."""
 
-from ketaplan.engine.exact import solve
-from ketaplan.engine.ode import solve_ode
-from ketaplan.engine.schedule import DoseModifiers, DoseRecords, Schedule, compile_schedule
-from ketaplan.engine.system import EffectLink, LinearStructure, Transfer
+from ketaplan._lazy import lazy_exports
 
-__all__ = [
-    "DoseModifiers",
-    "DoseRecords",
-    "EffectLink",
-    "LinearStructure",
-    "Schedule",
-    "Transfer",
-    "compile_schedule",
-    "solve",
-    "solve_ode",
-]
+_EXPORTS = {
+    "solve": "ketaplan.engine.exact",
+    "solve_ode": "ketaplan.engine.ode",
+    "DoseModifiers": "ketaplan.engine.schedule",
+    "DoseRecords": "ketaplan.engine.schedule",
+    "Schedule": "ketaplan.engine.schedule",
+    "compile_schedule": "ketaplan.engine.schedule",
+    "EffectLink": "ketaplan.engine.system",
+    "LinearStructure": "ketaplan.engine.system",
+    "Transfer": "ketaplan.engine.system",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,7 +16,7 @@ from ketaplan.engine.schedule import DoseModifiers
 from ketaplan.engine.system import EffectLink, LinearStructure, Transfer
 from ketaplan.errors import InputError
 from ketaplan.models.spec import ModelSpec, Parameter, RouteDose, molar_mass
-from ketaplan.units import Q_, _prepare
+from ketaplan.regimen.units import Q_, _prepare
 
 _INTERNAL = {
     "[length] ** 3": "L",

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from ketaplan.engine.schedule import DoseRecords
 from ketaplan.errors import InputError
-from ketaplan.regimen import Regimen
+from ketaplan.regimen.events import Regimen
 
 
 def regimen_records(regimen: Regimen, route_parts: Mapping[str, Sequence], weight_kg: float | None = None

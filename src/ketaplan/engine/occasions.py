@@ -17,7 +17,7 @@ from ketaplan.engine.build import BuiltModel
 from ketaplan.engine.exact import solve
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, compile_schedule
 from ketaplan.errors import InputError
-from ketaplan.regimen import DoseEvent, Regimen
+from ketaplan.regimen.events import DoseEvent, Regimen
 
 
 def expand_repeats(regimen: Regimen) -> Regimen:

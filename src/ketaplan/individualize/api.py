@@ -16,10 +16,10 @@ from ketaplan.individualize.mcmc import sample_posterior
 from ketaplan.individualize.observations import PAIN, Observations
 from ketaplan.individualize.problem import OCCASION_MARK, SpecModel, spec_problem
 from ketaplan.models.spec import ModelSpec
-from ketaplan.predict import Patient
-from ketaplan.regimen import Regimen
-from ketaplan.regimen_text import load_regimen
-from ketaplan.simulation import analyte_outputs, model_for
+from ketaplan.regimen.events import Regimen
+from ketaplan.regimen.text import load_regimen
+from ketaplan.simulation.patient import Patient
+from ketaplan.simulation.run import analyte_outputs, model_for
 
 
 @dataclass

@@ -22,12 +22,12 @@ from ketaplan.individualize.predpp_problem import individual_observations, predp
 from ketaplan.individualize.problem import Problem, SpecModel, spec_problem
 from ketaplan.models.library import load_model
 from ketaplan.models.spec import ModelSpec
-from ketaplan.nmdata import Individual, numeric_column, split_individuals
-from ketaplan.planning.safety import check_regimen
-from ketaplan.predict import Patient
-from ketaplan.predpp import load_model as load_predpp
-from ketaplan.regimen import ROUTES, DoseEvent, Regimen
-from ketaplan.simulation import analyte_outputs, model_for
+from ketaplan.nonmem.dataset import Individual, numeric_column, split_individuals
+from ketaplan.nonmem.predpp import load_model as load_predpp
+from ketaplan.regimen.events import ROUTES, DoseEvent, Regimen
+from ketaplan.regimen.safety import check_regimen
+from ketaplan.simulation.patient import Patient
+from ketaplan.simulation.run import analyte_outputs, model_for
 
 DVID_OUTPUTS = {1: "parent", 2: "metabolite", 3: PAIN}
 

@@ -32,9 +32,9 @@ from ketaplan.errors import InputError
 from ketaplan.individualize.likelihood import ResidualModel
 from ketaplan.individualize.observations import Observations, check_observations
 from ketaplan.individualize.problem import Problem
-from ketaplan.nmdata import Individual, column_map, numeric_column
-from ketaplan.nonmem import individual_schedule, record_segments
-from ketaplan.predpp import PredppModel, micro_parameters, primary_parameters, resolve_parameter, row_modifiers
+from ketaplan.nonmem.dataset import Individual, column_map, numeric_column
+from ketaplan.nonmem.predpp import PredppModel, micro_parameters, primary_parameters, resolve_parameter, row_modifiers
+from ketaplan.nonmem.simulate import individual_schedule, record_segments
 
 OUTPUT = "IPRED"
 

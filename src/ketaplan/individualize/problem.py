@@ -23,8 +23,9 @@ from ketaplan.individualize.likelihood import ResidualModel, neg2_log_likelihood
 from ketaplan.individualize.observations import PAIN, Observations, check_observations
 from ketaplan.models.spec import LongLastingRelief, ModelSpec
 from ketaplan.population.variability import eta_parameters, omega_matrix
-from ketaplan.regimen import Regimen
-from ketaplan.simulation import administrations, analyte_outputs, group_courses, relief_layer
+from ketaplan.regimen.courses import administrations, group_courses
+from ketaplan.regimen.events import Regimen
+from ketaplan.simulation.run import analyte_outputs, relief_layer
 
 
 @dataclass

@@ -188,17 +188,3 @@ def with_pd(spec: ModelSpec, pd: PDModelSpec, s_fraction: float = 0.5) -> ModelS
     }))
 
 
-def assemble(model: str | ModelSpec, pd: Iterable[str | PDModelSpec] = (), routes: bool | Iterable[str] = True,
-             s_fraction: float = 0.5) -> ModelSpec:
-    """A PK model (id, ``id:variant`` or file) with route data and PD models attached.
-
-    ``routes``: True adds every missing route from the route table, a list adds only those, False none.
-    """
-    from ketaplan.models.library import load_model, load_pd, route_table
-
-    spec = load_model(model)
-    if routes:
-        spec = with_routes(spec, route_table(spec.drug), None if routes is True else routes)
-    for ref in pd:
-        spec = with_pd(spec, load_pd(ref), s_fraction)
-    return spec

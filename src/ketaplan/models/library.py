@@ -10,6 +10,7 @@ base variability). A model id may name a variant: ``domino_racemic_3cmt:kamp2020
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ketaplan.errors import InputError
+from ketaplan.models.compose import apply_variant, with_pd, with_routes
 from ketaplan.models.spec import ModelSpec, PDModelSpec, RouteTable, ThresholdTable
 
 DEFAULT_MODELS = {
@@ -128,8 +130,6 @@ def load_model(ref: str | Path | ModelSpec) -> ModelSpec:
     if base in library_ids("pk"):
         spec = _load_library(base)
         if variant:
-            from ketaplan.models.compose import apply_variant
-
             spec = apply_variant(spec, variant)
         return spec
     if base in library_ids():
@@ -175,3 +175,17 @@ def default_model(question: str = "racemic_iv_adult") -> str:
     if question not in DEFAULT_MODELS:
         raise InputError("question", question, f"allowed: {', '.join(DEFAULT_MODELS)}")
     return DEFAULT_MODELS[question]
+
+
+def assemble(model: str | ModelSpec, pd: Iterable[str | PDModelSpec] = (), routes: bool | Iterable[str] = True,
+             s_fraction: float = 0.5) -> ModelSpec:
+    """A PK model (id, ``id:variant`` or file) with route data and PD models attached.
+
+    ``routes``: True adds every missing route from the route table, a list adds only those, False none.
+    """
+    spec = load_model(model)
+    if routes:
+        spec = with_routes(spec, route_table(spec.drug), None if routes is True else routes)
+    for ref in pd:
+        spec = with_pd(spec, load_pd(ref), s_fraction)
+    return spec

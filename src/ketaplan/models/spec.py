@@ -15,12 +15,12 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ketaplan.units import MOLAR_MASS_G_PER_MOL
+from ketaplan.regimen.units import MOLAR_MASS_G_PER_MOL
 
 Confidence = Literal["high", "moderate", "low"]
 ANALYTES = ("ketamine", "s-ketamine", "r-ketamine", "norketamine", "s-norketamine", "hydroxynorketamine",
             "s-hydroxynorketamine")
-"""Analytes a compartment may hold; molar masses come from :data:`ketaplan.units.MOLAR_MASS_G_PER_MOL`."""
+"""Analytes a compartment may hold; molar masses come from :data:`ketaplan.regimen.units.MOLAR_MASS_G_PER_MOL`."""
 
 
 def molar_mass(analyte: str) -> float:

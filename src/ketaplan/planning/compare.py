@@ -16,10 +16,12 @@ import pandas as pd
 from ketaplan.errors import InputError
 from ketaplan.models.library import thresholds
 from ketaplan.models.thresholds import thresholds_for
-from ketaplan.planning.safety import check_regimen
-from ketaplan.predict import Patient, predict
-from ketaplan.regimen import DoseEvent, Regimen, normalise_route
-from ketaplan.simulation import analyte_outputs, model_for, time_above
+from ketaplan.regimen.events import DoseEvent, Regimen, normalise_route
+from ketaplan.regimen.safety import check_regimen
+from ketaplan.simulation.patient import Patient
+from ketaplan.simulation.predict import predict
+from ketaplan.simulation.run import analyte_outputs, model_for
+from ketaplan.simulation.summary import time_above
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from ketaplan.errors import InputError
 from ketaplan.individualize.estimate import Estimate
 from ketaplan.individualize.problem import OCCASION_MARK, SpecModel, occasion_name, relief_of
 from ketaplan.models.thresholds import thresholds_for
-from ketaplan.planning.safety import Finding, check_plan, check_regimen, rules
 from ketaplan.population.metrics import relief_days
 from ketaplan.population.variability import eta_parameters, omega_matrix
-from ketaplan.regimen import Regimen
-from ketaplan.simulation import administrations, group_courses
+from ketaplan.regimen.courses import administrations, group_courses
+from ketaplan.regimen.events import Regimen
+from ketaplan.regimen.safety import Finding, check_plan, check_regimen, rules
 
 DRAWS = 400
 HORIZON_WEEKS = 52

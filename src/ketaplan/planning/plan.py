@@ -16,11 +16,12 @@ import pandas as pd
 
 from ketaplan.errors import InputError
 from ketaplan.models.spec import ModelSpec
-from ketaplan.planning.safety import Finding, check_courses, check_levels, check_regimen
-from ketaplan.predict import Patient
-from ketaplan.regimen import Regimen
-from ketaplan.regimen_text import load_regimen
-from ketaplan.simulation import PatientRun, check_overrides, course_summary, model_for, relief_layer, run_patient
+from ketaplan.regimen.events import Regimen
+from ketaplan.regimen.safety import Finding, check_courses, check_levels, check_regimen
+from ketaplan.regimen.text import load_regimen
+from ketaplan.simulation.patient import Patient
+from ketaplan.simulation.run import PatientRun, check_overrides, model_for, relief_layer, run_patient
+from ketaplan.simulation.summary import course_summary
 
 
 class SimulationFrame(pd.DataFrame):

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from ketaplan.errors import InputError
-from ketaplan.regimen import DoseEvent, Regimen
-from ketaplan.simulation import administrations, group_courses
+from ketaplan.regimen.courses import administrations, group_courses
+from ketaplan.regimen.events import DoseEvent, Regimen
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ketaplan.planning.safety import check_plan
 from ketaplan.population.api import search
 from ketaplan.population.covariates import builtin_population
 from ketaplan.population.search import SearchResult
-from ketaplan.regimen import Regimen
+from ketaplan.regimen.events import Regimen
+from ketaplan.regimen.safety import check_plan
 
 
 def typical_weight() -> float:

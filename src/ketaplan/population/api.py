@@ -13,10 +13,10 @@ from ketaplan.population.covariates import read_covariates
 from ketaplan.population.model_run import make_spec
 from ketaplan.population.run import DEFAULT_CHUNK, DEFAULT_PERCENTILES, PopulationResult, run_population
 from ketaplan.population.search import SearchCriteria, SearchResult, SearchSpace, search_regimens, split_values
-from ketaplan.regimen import Regimen
-from ketaplan.regimen_text import load_regimen
-from ketaplan.simulation import check_overrides, model_for
-from ketaplan.units import Kind, parse, parse_dose
+from ketaplan.regimen.events import Regimen
+from ketaplan.regimen.text import load_regimen
+from ketaplan.regimen.units import Kind, parse, parse_dose
+from ketaplan.simulation.run import check_overrides, model_for
 
 
 def simulate_population(

@@ -20,7 +20,7 @@ from ketaplan.population.covariates import STREAM_RESPONSE, block_uniforms
 from ketaplan.population.model_run import PopulationSpec, SliceValues
 from ketaplan.population.stream import Binning, add_counts
 from ketaplan.population.variability import add_residual_error
-from ketaplan.simulation import time_above_batch
+from ketaplan.simulation.summary import time_above_batch
 
 
 def trapezoid_weights(t: np.ndarray) -> np.ndarray:

@@ -22,8 +22,9 @@ from ketaplan.errors import InputError
 from ketaplan.models.spec import LongLastingRelief, ModelSpec
 from ketaplan.population.covariates import covariates_from_table, sample_covariates
 from ketaplan.population.variability import eta_parameters, sample_course_etas, sample_etas
-from ketaplan.regimen import Regimen
-from ketaplan.simulation import Course, administrations, analyte_outputs, group_courses, relief_layer
+from ketaplan.regimen.courses import Course, administrations, group_courses
+from ketaplan.regimen.events import Regimen
+from ketaplan.simulation.run import analyte_outputs, relief_layer
 
 GEOMETRIC_POINTS = 24
 """Grid points after each dose's start and end, spaced geometrically from 1 minute to 12 hours."""

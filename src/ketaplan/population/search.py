@@ -26,7 +26,7 @@ from ketaplan.models.spec import ModelSpec
 from ketaplan.population.metrics import subject_metrics
 from ketaplan.population.model_run import make_spec, simulate_slice
 from ketaplan.population.run import chunk_ranges
-from ketaplan.regimen import Regimen
+from ketaplan.regimen.events import Regimen
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class SearchSpace:
 
     def regimen(self, rate: float, duration_h: float, interval_h: float) -> Regimen:
         """The candidate as a Regimen (built from its regimen-language text)."""
-        from ketaplan.regimen_text import parse_regimen
+        from ketaplan.regimen.text import parse_regimen
 
         return parse_regimen(self.text(rate, duration_h, interval_h))
 

@@ -78,7 +78,7 @@ def fit_figure(fit, followup, threshold: float) -> plt.Figure:
 def render_fit_report(fits, followups, path: str | Path, start: datetime | None, threshold: float,
                       shrinkage: dict) -> None:
     """Write the fit report of one or more patients (figures inline, no network needed)."""
-    from ketaplan.cli.fit_cmd import when_text
+    from ketaplan.simulation.summary import when_text
 
     patients = []
     for f, fu in zip(fits, followups, strict=True):

@@ -10,9 +10,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from ketaplan import __version__
 from ketaplan.models.describe import parameter_rows
 from ketaplan.planning.pump import PumpPlan
-from ketaplan.planning.safety import contraindications, monitoring_schedule
+from ketaplan.regimen.safety import contraindications, monitoring_schedule
 from ketaplan.report.figures import simulation_figure, svg_text
-from ketaplan.simulation import date_of
+from ketaplan.simulation.summary import date_of
 
 DISCLAIMER = ("Decision support for clinicians and researchers, not a prescription: every number comes from the "
               "named model and publication, and relief predictions for one patient are uncertain.")

@@ -18,7 +18,7 @@ from ketaplan.course.users import (
 )
 from ketaplan.errors import InputError
 from ketaplan.web import sessions
-from ketaplan.web.app import (
+from ketaplan.web.views import (
     CSRF_MESSAGE,
     Visit,
     checked,

@@ -13,8 +13,9 @@ from ketaplan.course.alerts import cumulative_dose_mg, patient_alerts
 from ketaplan.course.forecast import cached_forecast
 from ketaplan.course.schema import DrugLevel, Lab, Note, PainEntry, Patient, SideEffect
 from ketaplan.errors import InputError
-from ketaplan.units import Kind, parse
-from ketaplan.web.app import (
+from ketaplan.regimen.units import Kind, parse
+from ketaplan.web.charts import course_chart
+from ketaplan.web.views import (
     Visit,
     db,
     form_endpoint,
@@ -24,7 +25,6 @@ from ketaplan.web.app import (
     staff_page,
     visit,
 )
-from ketaplan.web.charts import course_chart
 
 router = APIRouter()
 
@@ -139,7 +139,7 @@ def _patient_view(request: Request, s, v, code: str, error: str | None = None, s
 def _pump(p: Patient) -> dict | None:
     """The pump plan of the next planned course (1 mg/mL in 50 mL syringes), if there is one."""
     from ketaplan.planning.pump import pump_plan
-    from ketaplan.regimen_text import parse_regimen
+    from ketaplan.regimen.text import parse_regimen
 
     planned = [c for c in p.courses if c.status == "planned"]
     if not planned:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from ketaplan.course import store
 from ketaplan.course.schema import AppointmentRequest
 from ketaplan.errors import InputError
-from ketaplan.web.app import (
+from ketaplan.web.views import (
     CSRF_MESSAGE,
     Visit,
     checked,

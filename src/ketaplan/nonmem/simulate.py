@@ -17,14 +17,14 @@ import pandas as pd
 from ketaplan.engine.exact import solve
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, Schedule, compile_schedule, pad_schedules
 from ketaplan.errors import InputError
-from ketaplan.nmdata import Individual, split_individuals
-from ketaplan.predpp import PredppModel, load_model, row_modifiers, row_parameters
+from ketaplan.nonmem.dataset import Individual, split_individuals
+from ketaplan.nonmem.predpp import PredppModel, load_model, row_modifiers, row_parameters
 
 
 def simulate_dataset(data: pd.DataFrame, model: Mapping | str | Path) -> pd.DataFrame:
     """IPRED and amounts for every row of a NONMEM-style dataset.
 
-    ``model`` is a PREDPP model mapping or the path of its YAML file (see :mod:`ketaplan.predpp`).
+    ``model`` is a PREDPP model mapping or the path of its YAML file (see :mod:`ketaplan.nonmem.predpp`).
     Raises :class:`ketaplan.errors.InputError` naming the first bad row and column.
     """
     pm = model if isinstance(model, PredppModel) else load_model(model)

@@ -16,8 +16,8 @@ from importlib import resources
 import yaml
 
 from ketaplan.errors import InputError
-from ketaplan.regimen import Regimen
-from ketaplan.simulation import administrations, group_courses
+from ketaplan.regimen.courses import administrations, group_courses
+from ketaplan.regimen.events import Regimen
 
 SEVERITIES = ("refused", "warning", "info")
 
@@ -38,7 +38,7 @@ class Finding:
 @lru_cache(maxsize=1)
 def rules() -> dict:
     """The safety rules with their sources."""
-    return yaml.safe_load((resources.files("ketaplan.planning") / "safety_rules.yaml").read_text())
+    return yaml.safe_load((resources.files("ketaplan.regimen") / "safety_rules.yaml").read_text())
 
 
 def _cite(key: str) -> str:

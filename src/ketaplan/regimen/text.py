@@ -32,8 +32,8 @@ from pathlib import Path
 import yaml
 
 from ketaplan.errors import InputError
-from ketaplan.regimen import _ROUTE_ALIASES, DoseEvent, Regimen
-from ketaplan.units import Kind, hcl_to_base, parse, parse_dose
+from ketaplan.regimen.events import _ROUTE_ALIASES, DoseEvent, Regimen
+from ketaplan.regimen.units import Kind, hcl_to_base, parse, parse_dose
 
 _TOKEN = re.compile(r"\s*(\(|\)|;|\+|[^\s();+]+)")
 _NUMBER = re.compile(r"^\d+(\.\d*)?$|^\.\d+$")
@@ -241,7 +241,7 @@ class _Parser:
         if self.low() in ("cream", "gel", "ointment"):
             self.take()
         amount = self.quantity(Kind.AMOUNT, "the amount of cream applied (for example '1 g')")
-        from ketaplan.units import Dose
+        from ketaplan.regimen.units import Dose
 
         return Dose(amount * percent / 100.0, per_kg=False, text=tok.text)
 

@@ -29,7 +29,7 @@ import yaml
 
 from ketaplan.engine.system import LinearStructure, Transfer
 from ketaplan.errors import InputError
-from ketaplan.nmdata import numeric_column
+from ketaplan.nonmem.dataset import numeric_column
 
 
 @dataclass(frozen=True)
