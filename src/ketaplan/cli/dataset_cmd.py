@@ -1,4 +1,4 @@
-"""``ketaplan simulate-dataset``: NONMEM-style datasets simulated unchanged."""
+"""``ketaplan simulate-dataset``: NONMEM-style datasets simulated unchanged, chunk by chunk."""
 
 from __future__ import annotations
 
@@ -6,21 +6,24 @@ from pathlib import Path
 
 import typer
 
-from ketaplan.cli.common import check_output, console, guarded, write_atomically
+from ketaplan.cli.common import check_output, console, guarded, progress
 
 
 @guarded
 def simulate_dataset_command(
-    data: Path = typer.Argument(..., help="NONMEM-style dataset (CSV)."),
+    data: Path = typer.Argument(..., help="NONMEM-style dataset (.csv or .parquet)."),
     model: Path = typer.Option(..., "--model", help="PREDPP model file (YAML)."),
-    out: Path = typer.Option(..., "--out", help="Output CSV: every input row plus IPRED and A1..An."),
+    out: Path = typer.Option(..., "--out", help="Output .csv or .parquet: every input row plus IPRED and A1..An."),
+    chunk_rows: int = typer.Option(500_000, "--chunk-rows", min=1_000,
+                                   help="Rows read, simulated and written at a time (whole individuals)."),
 ) -> None:
     """Simulate a NONMEM-style dataset unchanged with a PREDPP model (ADVAN1-4, 11, 12)."""
-    from ketaplan.nonmem.dataset import read_dataset
-    from ketaplan.nonmem.simulate import simulate_dataset
+    from ketaplan.nonmem.files import FORMATS, count_rows, simulate_file
+    from ketaplan.nonmem.predpp import load_model
 
-    check_output(out, "--out", (".csv",))
-    frame = read_dataset(data)
-    result = simulate_dataset(frame, model)
-    write_atomically(out, lambda p: result.to_csv(p, index=False))
-    console.print(f"wrote {len(result)} rows to {out}")
+    check_output(out, "--out", FORMATS)
+    pm = load_model(model)
+    chunks = count_rows(data) // chunk_rows + 1
+    with progress(chunks, "simulating the dataset") as step:
+        rows = simulate_file(data, pm, out, chunk_rows, progress=lambda done: step(f"{done:,} rows simulated"))
+    console.print(f"wrote {rows:,} rows to {out}")

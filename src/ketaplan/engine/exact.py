@@ -23,6 +23,7 @@ def solve(
     times: np.ndarray,
     readout: np.ndarray,
     orders: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Outputs ``readout @ A(t)`` for every subject and output time.
 
@@ -41,6 +42,8 @@ def solve(
     orders:
         Order keys of the output times for ties with boundaries at the same time (an output sees
         boundaries whose (time, order) is <= its own); default: after everything at that time.
+    out:
+        Optional (S, n_out, T) array (any strides) to write the outputs into.
 
     Returns
     -------
@@ -52,7 +55,7 @@ def solve(
         orders = np.full(times.shape[-1], np.iinfo(np.int64).max)
     orders = np.broadcast_to(np.asarray(orders), times.shape)
     readout = np.broadcast_to(readout, (s_all, *np.shape(readout)[-2:]))
-    buffer = np.empty((s_all, readout.shape[1], times.shape[1]))
+    buffer = np.empty((s_all, readout.shape[1], times.shape[1])) if out is None else out
     shared = _rows_equal(times) and _rows_equal(orders)
     chunk = max(1, CHUNK_ELEMENTS // max(1, times.shape[1] * n))
     for start in range(0, s_all, chunk):

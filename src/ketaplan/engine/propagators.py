@@ -181,30 +181,38 @@ class OutputCoefficients:
 
     def _segment_uniform(self, lam, j, tau, step: float, dest) -> None:
         # On a uniform grid tau_k = tau_0 + step*(m*width + b): exp(lam tau_k) is the product of a
-        # block factor (m) and an in-block factor (b), so outputs are one batched matrix product
-        # (S, n_out*M, n) @ (S, n, width) and only (M + width) exponentials per mode are taken.
+        # block factor (m) and an in-block factor (b), so each output is one batched matrix product
+        # (S, M, n + 1) @ (S, n + 1, width), written straight into dest; the extra column carries the
+        # constant c (times a row of ones). Only (M + width) exponentials per mode are taken.
+        s, n = lam.shape
         t = len(tau)
         width = int(np.ceil(np.sqrt(t)))
         blocks = t // width
         main = blocks * width
         block_start = tau[0] + step * width * np.arange(blocks)
-        outer = _exp_clipped(lam[:, :, None] * block_start[None, None, :])  # (S, n, M)
-        inner = _exp_clipped(lam[:, :, None] * (step * np.arange(width))[None, None, :])  # (S, n, width)
-        q = self.p[:, j, :, :, None] * outer[:, None, :, :]  # (S, n_out, n, M)
-        q = np.swapaxes(q, 2, 3).reshape(len(lam), -1, lam.shape[1])  # (S, n_out*M, n)
-        y = np.matmul(q, inner).reshape(len(lam), self.p.shape[2], main)
-        y += self.c[:, j, :, None]
+        outer = _exp_clipped(lam[:, None, :] * block_start[None, :, None])  # (S, M, n)
+        inner = np.ones((s, n + 1, width))
+        inner[:, :n] = _exp_clipped(lam[:, :, None] * (step * np.arange(width))[None, None, :])  # (S, n, width)
+        n_out = self.p.shape[2]
+        q = np.empty((s, n_out, blocks, n + 1))
+        np.multiply(self.p[:, j, :, None, :], outer[:, None, :, :], out=q[..., :n])
+        q[..., n] = self.c[:, j, :, None]
+        for o in range(n_out):
+            target = dest[:, o, :main]
+            grid = target.reshape(s, blocks, width)
+            if np.shares_memory(grid, target):
+                np.matmul(q[:, o], inner, out=grid)
+            else:
+                target[...] = np.matmul(q[:, o], inner).reshape(s, main)
         if self.slow is not None:
-            y += self._slow_part(lam, j, tau[:main])
-        dest[:, :, :main] = y
+            dest[:, :, :main] += self._slow_part(lam, j, tau[:main])
         if main < t:
             self._segment_direct(lam, j, tau[main:], dest[:, :, main:])
 
     def _segment_direct(self, lam, j, tau, dest) -> None:
         e = _exp_clipped(lam[:, :, None] * tau[None, None, :], floor=-700.0)  # (S, n, T)
-        y = np.matmul(self.p[:, j], e)
-        y += self.c[:, j, :, None]
-        dest[...] = y
+        np.matmul(self.p[:, j], e, out=dest)
+        dest += self.c[:, j, :, None]
         if self.slow is not None:
             dest += self._slow_part(lam, j, tau)
 

@@ -161,6 +161,8 @@ class Schedule:
         return Schedule(**kw, n_states=self.n_states)
 
 
+_RECORD_FIELDS = ("time", "amount", "cmt", "rate", "duration", "ii", "addl", "ss", "evid", "order")
+
 _ARRAY_FIELDS = (
     "time",
     "order",
@@ -177,61 +179,17 @@ _ARRAY_FIELDS = (
 )
 
 
-def _pieces() -> dict[str, list[np.ndarray]]:
-    return {name: [] for name in _ARRAY_FIELDS}
-
-
-def _add(pieces, n_subj, time, order, cmt, bolus=0.0, drate=0.0, reset=False, ss_kind=0,
-         ss_amount=0.0, ss_rate=0.0, ss_duration=0.0, ss_ii=0.0, ss_lag=0.0) -> None:
-    """Append a block of boundaries; every argument broadcasts to (subjects, k)."""
-    time = np.asarray(time, dtype=float)
-    if time.ndim == 1:
-        time = np.broadcast_to(time, (n_subj, time.shape[0]))
-    shape = time.shape
-    values = {
-        "time": time,
-        "order": order,
-        "cmt": cmt,
-        "bolus": bolus,
-        "drate": drate,
-        "reset": reset,
-        "ss_kind": ss_kind,
-        "ss_amount": ss_amount,
-        "ss_rate": ss_rate,
-        "ss_duration": ss_duration,
-        "ss_ii": ss_ii,
-        "ss_lag": ss_lag,
-    }
-    for name, value in values.items():
-        v = np.asarray(value)
-        if v.ndim == 1 and v.shape[0] == n_subj and shape[1] != n_subj:
-            v = v[:, None]
-        pieces[name].append(np.broadcast_to(v, shape))
-
-
-def _dose_times(t0: float, ii: float, addl: int) -> np.ndarray:
-    return t0 + ii * np.arange(addl + 1, dtype=float)
-
-
 def compile_schedule(records: DoseRecords, modifiers: DoseModifiers, n_states: int) -> Schedule:
-    """Compile dose records and per-subject modifiers into sorted per-subject boundaries.
+    """Compile dose records shared by a batch of subjects, with per-subject modifiers, into sorted boundaries.
 
     Raises :class:`InputError` for records that cannot be given (a missing modelled rate or
     duration, a steady state without an interval, a lag of at least II on a steady-state dose).
     """
-    n_subj = modifiers.f.shape[0]
-    pieces = _pieces()
-    reset_keys = _next_reset_keys(records)
-    for i in range(len(records)):
-        _compile_record(records, i, modifiers, n_subj, n_states, pieces, reset_keys[i])
-    if not pieces["time"]:
-        return _empty_schedule(n_subj, n_states)
-    arrays = {name: np.concatenate([np.asarray(p, dtype=_dtype(name)) for p in parts], axis=1)
-              for name, parts in pieces.items()}
-    order = np.lexsort((np.arange(arrays["time"].shape[1])[None, :].repeat(n_subj, 0), arrays["order"],
-                        arrays["time"]), axis=1)
-    sorted_arrays = {name: np.take_along_axis(a, order, axis=1) for name, a in arrays.items()}
-    return Schedule(**sorted_arrays, n_states=n_states)
+    n_subj, n_rec = modifiers.f.shape
+    tiled = DoseRecords(*(np.tile(getattr(records, name), n_subj) for name in _RECORD_FIELDS))
+    flat = DoseModifiers(*(np.asarray(a, dtype=float).reshape(1, -1) for a in
+                           (modifiers.f, modifiers.lag, modifiers.rate, modifiers.duration)))
+    return compile_batch(tiled, np.repeat(np.arange(n_subj), n_rec), n_subj, flat, n_states)
 
 
 def _dtype(name: str):
@@ -240,132 +198,6 @@ def _dtype(name: str):
     if name == "reset":
         return bool
     return float
-
-
-def _empty_schedule(n_subj: int, n_states: int) -> Schedule:
-    kw = {name: np.zeros((n_subj, 0), dtype=_dtype(name)) for name in _ARRAY_FIELDS}
-    return Schedule(**kw, n_states=n_states)
-
-
-def _next_reset_keys(records: DoseRecords) -> list[tuple[float, int]]:
-    """For each record, the (time, order) of the first later record that resets the system."""
-    keys: list[tuple[float, int]] = [(np.inf, 0)] * len(records)
-    upcoming: tuple[float, int] = (np.inf, 0)
-    for i in range(len(records) - 1, -1, -1):
-        keys[i] = upcoming
-        resets = records.evid[i] in (3, 4) or (records.evid[i] in (1, 4) and records.ss[i] == 1)
-        if resets:
-            upcoming = (float(records.time[i]), int(records.order[i]))
-    return keys
-
-
-def _before(time: np.ndarray, order: int | np.ndarray, cutoff: tuple[float, int]) -> np.ndarray:
-    """Mask of events whose (time, order) key is strictly before the cutoff key."""
-    t_cut, o_cut = cutoff
-    return (time < t_cut) | ((time == t_cut) & (np.asarray(order) < o_cut))
-
-
-def _compile_record(records, i, modifiers, n_subj, n_states, pieces, cutoff) -> None:
-    evid = int(records.evid[i])
-    t0 = float(records.time[i])
-    order = int(records.order[i])
-    cmt = int(records.cmt[i])
-    row = f"record {order + 1}"
-    if evid in (3, 4):
-        _add(pieces, n_subj, [t0], order, 0, reset=True)
-    if evid not in (1, 4):
-        return
-    if not 0 <= cmt < n_states:
-        raise InputError(f"{row}: CMT", cmt + 1, f"allowed compartments are 1 to {n_states}")
-    amt = float(records.amount[i])
-    rate = float(records.rate[i])
-    dur_data = float(records.duration[i])
-    ii = float(records.ii[i])
-    addl = int(records.addl[i])
-    ss = int(records.ss[i])
-    f = modifiers.f[:, i]
-    lag = modifiers.lag[:, i]
-    if np.any(f < 0) or not np.all(np.isfinite(f)):
-        raise InputError(f"{row}: F{cmt + 1}", float(np.min(f)), "bioavailability must be a finite number >= 0")
-    if np.any(lag < 0) or not np.all(np.isfinite(lag)):
-        raise InputError(f"{row}: ALAG{cmt + 1}", float(np.min(lag)), "lag time must be a finite number >= 0")
-
-    if ss in (1, 2) and amt == 0 and rate > 0 and ii == 0:
-        _constant_steady_infusion(pieces, n_subj, t0, order, cmt, rate, ss)
-        return
-
-    infusion, inf_rate, inf_dur = _infusion_shape(records, i, modifiers, row, cmt, amt, rate, dur_data, f)
-    if ss in (1, 2):
-        if ii <= 0:
-            raise InputError(f"{row}: II", ii, "a steady-state dose needs II > 0")
-        if np.any(lag >= ii):
-            raise InputError(f"{row}: ALAG{cmt + 1}", float(np.max(lag)),
-                             f"a steady-state dose needs a lag time shorter than II = {ii:g}")
-        _steady_state(pieces, n_subj, t0, order, cmt, amt * f, infusion, inf_rate, inf_dur, ii, lag, ss,
-                      cutoff)
-
-    starts = t0 + lag[:, None] + ii * np.arange(addl + 1, dtype=float)[None, :]
-    start_order = np.where(np.arange(addl + 1) == 0, order, IMPLIED)[None, :]
-    start_order = np.where(lag[:, None] > 0, IMPLIED, start_order)
-    keep = _before(starts, start_order, cutoff)
-    if infusion:
-        ends = starts + inf_dur[:, None]
-        ends_kept = _before(ends, IMPLIED, cutoff) & keep
-        _add(pieces, n_subj, np.where(keep, starts, np.inf), np.where(keep, start_order, 0), cmt,
-             drate=np.where(keep, inf_rate[:, None], 0.0))
-        _add(pieces, n_subj, np.where(ends_kept, ends, np.inf), IMPLIED, cmt,
-             drate=np.where(ends_kept, -inf_rate[:, None], 0.0))
-    else:
-        _add(pieces, n_subj, np.where(keep, starts, np.inf), np.where(keep, start_order, 0), cmt,
-             bolus=np.where(keep, (amt * f)[:, None], 0.0))
-
-
-def _infusion_shape(records, i, modifiers, row, cmt, amt, rate, dur_data, f):
-    """Whether record i is an infusion, and its per-subject rate and duration after F."""
-    n_subj = f.shape[0]
-    if rate == -1:
-        r = modifiers.rate[:, i]
-        if np.any(~np.isfinite(r)) or np.any(r <= 0):
-            raise InputError(f"{row}: RATE", -1, f"RATE=-1 needs a modelled rate R{cmt + 1} > 0 in the model")
-        return True, r, amt * f / r
-    if rate == -2:
-        d = modifiers.duration[:, i]
-        if np.any(~np.isfinite(d)) or np.any(d <= 0):
-            raise InputError(f"{row}: RATE", -2, f"RATE=-2 needs a modelled duration D{cmt + 1} > 0 in the model")
-        return True, amt * f / d, np.broadcast_to(d, (n_subj,)).astype(float)
-    if rate > 0:
-        return True, np.full(n_subj, rate), amt * f / rate
-    if rate < 0:
-        raise InputError(f"{row}: RATE", rate, "allowed values are 0 (bolus), a positive rate, -1 or -2")
-    if dur_data > 0:
-        return True, amt * f / dur_data, np.full(n_subj, dur_data)
-    return False, np.zeros(n_subj), np.zeros(n_subj)
-
-
-def _constant_steady_infusion(pieces, n_subj, t0, order, cmt, rate, ss) -> None:
-    """Amounts as if the infusion had always run; with AMT = 0 nothing follows the record."""
-    _add(pieces, n_subj, [t0], order, cmt, reset=(ss == 1), ss_kind=ss, ss_rate=rate, ss_ii=0.0)
-
-
-def _steady_state(pieces, n_subj, t0, order, cmt, bolus_amount, infusion, inf_rate, inf_dur, ii, lag, ss,
-                  cutoff) -> None:
-    """Boundary that sets the steady state at t0, plus the implied infusions still running then."""
-    if infusion:
-        _add(pieces, n_subj, [t0], order, cmt, reset=(ss == 1), ss_kind=ss, ss_rate=inf_rate,
-             ss_duration=inf_dur, ss_ii=ii, ss_lag=lag)
-        running = running_infusions(inf_dur, ii, lag)
-        if running.shape[1]:
-            # implied infusion k started at t0 + lag - k*II and is still running at t0
-            k = np.arange(1, running.shape[1] + 1, dtype=float)[None, :]
-            ends = t0 + lag[:, None] - k * ii + inf_dur[:, None]
-            on = running & _before(ends, IMPLIED, cutoff)
-            _add(pieces, n_subj, np.where(running, t0, np.inf), order, cmt,
-                 drate=np.where(running, inf_rate[:, None], 0.0))
-            _add(pieces, n_subj, np.where(on, ends, np.inf), IMPLIED, cmt,
-                 drate=np.where(on, -inf_rate[:, None], 0.0))
-    else:
-        _add(pieces, n_subj, [t0], order, cmt, reset=(ss == 1), ss_kind=ss, ss_amount=bolus_amount,
-             ss_ii=ii, ss_lag=lag)
 
 
 def add_rates(hi: np.ndarray, lo: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -388,25 +220,225 @@ def running_infusions(duration: np.ndarray, ii: float | np.ndarray, lag: np.ndar
     Implied infusion k started k*II - lag before the record; it is running if that is less than
     its duration. Near-equality (within 1e-12 relative) counts as ended.
     """
-    elapsed_limit = duration + lag
-    counts = np.ceil(elapsed_limit / ii * (1 - _TIE_TOLERANCE)) - 1
-    counts = np.maximum(counts, 0).astype(np.int64)
+    counts = _running_counts(*(np.asarray(a, dtype=float) for a in (duration, ii, lag)))
     kmax = int(counts.max(initial=0))
     return np.arange(1, kmax + 1)[None, :] <= counts[:, None]
 
 
-def pad_schedules(schedules: list[Schedule]) -> Schedule:
-    """Stack single-subject schedules with different boundary counts into one batch."""
-    n_states = schedules[0].n_states
-    width = max(s.n_boundaries for s in schedules)
+MAX_BOUNDARIES = 20_000_000
+"""Most boundaries one compilation may create (about 2 GB of schedule arrays); more is refused before
+anything is allocated."""
+
+_RESET, _STEADY, _RUN_START, _RUN_END, _START, _END = range(6)
+"""Emission ranks of the boundaries of one record; with equal (time, order) they act in this order."""
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """Boundaries being collected: parallel lists of arrays, one entry per block."""
+
+    columns: dict[str, list[np.ndarray]] = field(default_factory=lambda: {n: [] for n in (*_ARRAY_FIELDS, "subject",
+                                                                                            "record", "rank", "k")})
+
+    def add(self, rank: int, records: np.ndarray, subject: np.ndarray, time: np.ndarray, order: np.ndarray,
+            cmt: np.ndarray, k: np.ndarray | None = None, **values: np.ndarray | float | bool | int) -> None:
+        n = len(time)
+        if n == 0:
+            return
+        cols = self.columns
+        cols["record"].append(records)
+        cols["subject"].append(subject)
+        cols["rank"].append(np.full(n, rank, dtype=np.int64))
+        cols["k"].append(np.zeros(n, dtype=np.int64) if k is None else k)
+        cols["time"].append(time)
+        cols["order"].append(order)
+        cols["cmt"].append(cmt)
+        for name in _ARRAY_FIELDS[3:]:
+            value = values.get(name, False if name == "reset" else 0)
+            cols[name].append(np.broadcast_to(np.asarray(value, dtype=_dtype(name)), (n,)))
+
+    def concatenated(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate(parts).astype(_dtype(name) if name in _ARRAY_FIELDS else np.int64, copy=False)
+                if parts else np.zeros(0, dtype=_dtype(name) if name in _ARRAY_FIELDS else np.int64)
+                for name, parts in self.columns.items()}
+
+
+def compile_batch(records: DoseRecords, subject: np.ndarray, n_subjects: int, modifiers: DoseModifiers,
+                  n_states: int, label: np.ndarray | None = None) -> Schedule:
+    """Compile the dose records of many subjects at once, each record with its own modifiers.
+
+    ``records`` hold every subject's records, grouped by ``subject`` (0..n_subjects-1) and in record
+    order within each subject; ``modifiers`` have shape (1, records). No Python loop visits records
+    or subjects: boundaries are generated for all records in a few vectorised passes, sorted by
+    (subject, time, order, record, emission rank) and laid out as one padded batch. ``label`` names
+    each record in error messages (default ``record N`` from its order key). The event rules are those
+    of :func:`compile_schedule` (see the module docstring).
+    """
+    subject = np.asarray(subject, dtype=np.int64)
+    n = len(records)
+    f, lag = modifiers.f.reshape(n), modifiers.lag.reshape(n)
+    mrate, mdur = modifiers.rate.reshape(n), modifiers.duration.reshape(n)
+    t0, order, cmt = records.time, records.order, records.cmt
+    amt, rate, dur_data, ii = records.amount, records.rate, records.duration, records.ii
+    addl, ss, evid = records.addl, records.ss, records.evid
+    dose = np.isin(evid, [1, 4])
+    constant_ss = dose & np.isin(ss, [1, 2]) & (amt == 0) & (rate > 0) & (ii == 0)
+    shaped = dose & ~constant_ss
+    inf_rate, inf_dur, infusion = _infusion_shapes(amt, rate, dur_data, f, mrate, mdur, shaped)
+    steady = shaped & np.isin(ss, [1, 2])
+    _check_batch(records, modifiers, shaped, steady, n_states, label)
+
+    cut_t, cut_o = _reset_cutoffs(records, subject)
+    blocks = _Blocks()
+    idx = np.arange(n, dtype=np.int64)
+    r = idx[np.isin(evid, [3, 4])]
+    blocks.add(_RESET, r, subject[r], t0[r], order[r], np.zeros(len(r), np.int64), reset=True)
+
+    r = idx[constant_ss]
+    blocks.add(_STEADY, r, subject[r], t0[r], order[r], cmt[r], reset=ss[r] == 1, ss_kind=ss[r], ss_rate=rate[r])
+    r = idx[steady & infusion]
+    blocks.add(_STEADY, r, subject[r], t0[r], order[r], cmt[r], reset=ss[r] == 1, ss_kind=ss[r], ss_rate=inf_rate[r],
+               ss_duration=inf_dur[r], ss_ii=ii[r], ss_lag=lag[r])
+    r = idx[steady & ~infusion]
+    blocks.add(_STEADY, r, subject[r], t0[r], order[r], cmt[r], reset=ss[r] == 1, ss_kind=ss[r],
+               ss_amount=amt[r] * f[r], ss_ii=ii[r], ss_lag=lag[r])
+
+    ss_inf = idx[steady & infusion]
+    running = _running_counts(inf_dur[ss_inf], ii[ss_inf], lag[ss_inf])
+    copies = np.where(shaped, addl + 1, 0)
+    _check_size(int(running.sum()) * 2 + int(copies.sum()) * 2 + n, label, records)
+    r, k = _expand(ss_inf, running)
+    k = k + 1  # implied infusion k started k * II before the record
+    blocks.add(_RUN_START, r, subject[r], t0[r], order[r], cmt[r], k=k, drate=inf_rate[r])
+    ends = t0[r] + lag[r] - k * ii[r] + inf_dur[r]
+    on = _before_key(ends, IMPLIED, cut_t[r], cut_o[r])
+    r, k, ends = r[on], k[on], ends[on]
+    blocks.add(_RUN_END, r, subject[r], ends, np.full(len(r), IMPLIED), cmt[r], k=k, drate=-inf_rate[r])
+
+    r, j = _expand(idx, copies)
+    starts = t0[r] + lag[r] + ii[r] * j
+    start_order = np.where((j == 0) & (lag[r] <= 0), order[r], IMPLIED)
+    keep = _before_key(starts, start_order, cut_t[r], cut_o[r])
+    r, j, starts, start_order = r[keep], j[keep], starts[keep], start_order[keep]
+    inf = infusion[r]
+    blocks.add(_START, r, subject[r], starts, start_order, cmt[r], k=j, drate=np.where(inf, inf_rate[r], 0.0),
+               bolus=np.where(inf, 0.0, amt[r] * f[r]))
+    r, j, starts = r[inf], j[inf], starts[inf]
+    ends = starts + inf_dur[r]
+    on = _before_key(ends, IMPLIED, cut_t[r], cut_o[r])
+    r, j, ends = r[on], j[on], ends[on]
+    blocks.add(_END, r, subject[r], ends, np.full(len(r), IMPLIED), cmt[r], k=j, drate=-inf_rate[r])
+    return _lay_out(blocks.concatenated(), n_subjects, n_states)
+
+
+def _infusion_shapes(amt, rate, dur_data, f, mrate, mdur, shaped):
+    """Per record: infusion rate and duration after F, and whether it is an infusion (RATE, -1, -2 or DUR)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        modelled_rate = rate == -1
+        modelled_dur = rate == -2
+        by_rate = rate > 0
+        by_dur = (rate == 0) & (dur_data > 0)
+        inf_rate = np.select([modelled_rate, modelled_dur, by_rate, by_dur],
+                             [mrate, amt * f / mdur, rate, amt * f / np.where(by_dur, dur_data, 1.0)], 0.0)
+        inf_dur = np.select([modelled_rate, modelled_dur, by_rate, by_dur],
+                            [amt * f / mrate, mdur, amt * f / np.where(by_rate, rate, 1.0), dur_data], 0.0)
+    infusion = shaped & (modelled_rate | modelled_dur | by_rate | by_dur)
+    return inf_rate, inf_dur, infusion
+
+
+def _check_batch(records: DoseRecords, modifiers: DoseModifiers, shaped, steady, n_states, label) -> None:
+    """The first record that cannot be given, with the first of its problems, as one sentence."""
+    n = len(records)
+    f, lag = modifiers.f.reshape(n), modifiers.lag.reshape(n)
+    mrate, mdur = modifiers.rate.reshape(n), modifiers.duration.reshape(n)
+    dose = np.isin(records.evid, [1, 4])
+    cmt, rate, ii = records.cmt, records.rate, records.ii
+    with np.errstate(invalid="ignore"):
+        problems = [
+            (dose & ~((cmt >= 0) & (cmt < n_states)), "CMT", cmt + 1, lambda i: f"allowed compartments are 1 to "
+             f"{n_states}"),
+            (dose & ((f < 0) | ~np.isfinite(f)), "F", f, lambda i: "bioavailability must be a finite number >= 0"),
+            (dose & ((lag < 0) | ~np.isfinite(lag)), "ALAG", lag, lambda i: "lag time must be a finite number >= 0"),
+            (shaped & (rate == -1) & ~(np.isfinite(mrate) & (mrate > 0)), "RATE", rate,
+             lambda i: f"RATE=-1 needs a modelled rate R{cmt[i] + 1} > 0 in the model"),
+            (shaped & (rate == -2) & ~(np.isfinite(mdur) & (mdur > 0)), "RATE", rate,
+             lambda i: f"RATE=-2 needs a modelled duration D{cmt[i] + 1} > 0 in the model"),
+            (shaped & (rate < 0) & (rate != -1) & (rate != -2), "RATE", rate,
+             lambda i: "allowed values are 0 (bolus), a positive rate, -1 or -2"),
+            (steady & (ii <= 0), "II", ii, lambda i: "a steady-state dose needs II > 0"),
+            (steady & (lag >= ii), "ALAG", lag, lambda i: f"a steady-state dose needs a lag time shorter than II = "
+             f"{ii[i]:g}"),
+        ]
+    bad = np.zeros(n, dtype=bool)
+    for mask, *_ in problems:
+        bad |= mask
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    where = label[i] if label is not None else f"record {records.order[i] + 1}"
+    for mask, item, values, allowed in problems:
+        if mask[i]:
+            name = f"{item}{cmt[i] + 1}" if item in ("F", "ALAG") else item
+            value = values[i].item() if hasattr(values[i], "item") else values[i]
+            raise InputError(f"{where}: {name}", value, allowed(i))
+
+
+def _check_size(boundaries: int, label, records: DoseRecords) -> None:
+    if boundaries > MAX_BOUNDARIES:
+        heaviest = int(np.argmax(records.addl))
+        where = label[heaviest] if label is not None else f"record {records.order[heaviest] + 1}"
+        raise InputError(f"{where}: ADDL", int(records.addl[heaviest]),
+                         f"the doses would need {boundaries:,} dose events, more than the limit of "
+                         f"{MAX_BOUNDARIES:,}; use a steady-state dose (SS=1) or fewer additional doses")
+
+
+def _reset_cutoffs(records: DoseRecords, subject: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(time, order) of the first later record of the same subject that resets the system; (inf, 0) if none."""
+    n = len(records)
+    resets = np.isin(records.evid, [3, 4]) | (np.isin(records.evid, [1, 4]) & (records.ss == 1))
+    candidate = np.where(resets, np.arange(n), n)
+    first_from = np.minimum.accumulate(candidate[::-1])[::-1]
+    following = np.append(first_from[1:], n)
+    same = following < n
+    same[same] = subject[following[same]] == subject[same]
+    safe = np.where(same, following, 0)
+    cut_t = np.where(same, records.time[safe] if n else 0.0, np.inf)
+    cut_o = np.where(same, records.order[safe] if n else 0, 0)
+    return cut_t, cut_o
+
+
+def _before_key(time: np.ndarray, order: np.ndarray | int, cut_t: np.ndarray, cut_o: np.ndarray) -> np.ndarray:
+    """Events whose (time, order) key lies strictly before their record's reset cutoff."""
+    return (time < cut_t) | ((time == cut_t) & (np.asarray(order) < cut_o))
+
+
+def _running_counts(duration: np.ndarray, ii: np.ndarray, lag: np.ndarray) -> np.ndarray:
+    """How many implied steady-state infusions are still running at a record: implied infusion k started
+    k*II - lag before it and runs if that is less than its duration (near-equality, 1e-12 relative, ends it)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        counts = np.ceil((duration + lag) / ii * (1 - _TIE_TOLERANCE)) - 1
+    return np.maximum(np.nan_to_num(counts, nan=0.0), 0).astype(np.int64)
+
+
+def _expand(records: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each record repeated ``counts`` times, with its 0-based copy number."""
+    reps = np.repeat(records, counts)
+    starts = np.cumsum(counts) - counts
+    copy = np.arange(len(reps), dtype=np.int64) - np.repeat(starts, counts)
+    return reps, copy
+
+
+def _lay_out(cols: dict[str, np.ndarray], n_subjects: int, n_states: int) -> Schedule:
+    """Sort the boundaries per subject and lay them out as a padded (subjects, boundaries) batch."""
+    order = np.lexsort((cols["k"], cols["rank"], cols["record"], cols["order"], cols["time"], cols["subject"]))
+    subject = cols["subject"][order]
+    counts = np.bincount(subject, minlength=n_subjects)
+    width = int(counts.max(initial=0))
+    column = np.arange(len(subject)) - np.repeat(np.cumsum(counts) - counts, counts)
     out = {}
     for name in _ARRAY_FIELDS:
         fill = np.inf if name == "time" else 0
-        rows = []
-        for s in schedules:
-            a = getattr(s, name)
-            padded = np.full((a.shape[0], width), fill, dtype=a.dtype)
-            padded[:, : a.shape[1]] = a
-            rows.append(padded)
-        out[name] = np.concatenate(rows, axis=0)
+        a = np.full((n_subjects, width), fill, dtype=_dtype(name))
+        a[subject, column] = cols[name][order]
+        out[name] = a
     return Schedule(**out, n_states=n_states)

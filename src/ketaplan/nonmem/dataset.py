@@ -9,21 +9,22 @@ columns are carried through untouched. Every problem is reported as one sentence
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ketaplan.errors import InputError
 
 STANDARD_ITEMS = ("ID", "TIME", "AMT", "RATE", "DUR", "EVID", "CMT", "II", "ADDL", "SS", "MDV", "DV")
-_INTEGER_ITEMS = ("EVID", "ADDL", "SS", "CMT", "MDV")
-_NONNEGATIVE = ("AMT", "II", "ADDL", "DUR")
 
 
 @dataclass(frozen=True)
 class Individual:
-    """The records of one individual (a run of consecutive rows with the same ID)."""
+    """The records of one individual (a run of consecutive rows with the same ID); arrays are views."""
 
     id: object
     rows: np.ndarray  # positions in the input frame
@@ -40,6 +41,66 @@ class Individual:
     @property
     def n_records(self) -> int:
         return len(self.rows)
+
+
+DOSE_ITEMS = ("evid", "amt", "rate", "dur", "ii", "addl", "ss")
+"""The items that are 0 on a plain observation record; :class:`DatasetRecords` keeps them only where not."""
+
+
+@dataclass(frozen=True)
+class DatasetRecords:
+    """The checked standard items of a whole dataset, individuals as contiguous runs of rows.
+
+    ``starts`` holds the first row of each individual (and the row count at the end) and ``ids`` the ID
+    of each; ``time`` and ``cmt`` have one entry per row. ``active`` lists the rows where a dose item or
+    EVID is not 0 (every dose, reset and EVID 2 record), and ``items`` holds the dose items
+    (:data:`DOSE_ITEMS`) at those rows only: a million observation records cost nothing here.
+    ``subject`` (the individual of each row) and ``local`` (each row's position within its individual)
+    are computed when first asked for.
+    """
+
+    ids: np.ndarray
+    starts: np.ndarray
+    time: np.ndarray
+    cmt: np.ndarray
+    active: np.ndarray
+    items: dict[str, np.ndarray]
+
+    @property
+    def n_individuals(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.time)
+
+    @cached_property
+    def subject(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_individuals), np.diff(self.starts))
+
+    @cached_property
+    def local(self) -> np.ndarray:
+        return np.arange(self.n_rows) - self.starts[self.subject]
+
+    def subject_of(self, rows: np.ndarray) -> np.ndarray:
+        """The individual of each of ``rows`` (without building the whole ``subject`` column)."""
+        return np.searchsorted(self.starts, rows, side="right") - 1
+
+    def column(self, name: str, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Dose item ``name`` on rows lo..hi (default all), 0 where the row is not active."""
+        hi = self.n_rows if hi is None else hi
+        a, b = np.searchsorted(self.active, [lo, hi])
+        values = self.items[name]
+        out = np.zeros(hi - lo, dtype=values.dtype)
+        out[self.active[a:b] - lo] = values[a:b]
+        return out
+
+    def individual(self, i: int) -> Individual:
+        """The records of individual ``i``."""
+        lo, hi = int(self.starts[i]), int(self.starts[i + 1])
+        item = {name: self.column(name, lo, hi) for name in DOSE_ITEMS}
+        return Individual(self.ids[i], np.arange(lo, hi), self.time[lo:hi], item["evid"], item["amt"], item["rate"],
+                          item["dur"], self.cmt[lo:hi], item["ii"], item["addl"], item["ss"])
 
 
 def read_dataset(path: str | Path) -> pd.DataFrame:
@@ -65,25 +126,33 @@ def column_map(data: pd.DataFrame) -> dict[str, str]:
     return found
 
 
+_MISSING = ("", ".", "nan", "NaN", "NA")
+
+
 def numeric_column(data: pd.DataFrame, column: str, item: str | None = None) -> np.ndarray:
     """A column as floats; "." and empty are NaN; anything else non-numeric is refused."""
     raw = data[column]
-    if pd.api.types.is_numeric_dtype(raw):
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         return raw.to_numpy(dtype=float)
     text = raw.astype(str).str.strip()
-    missing = text.isin(["", ".", "nan", "NaN", "NA"])
-    values = pd.to_numeric(text.where(~missing, "nan"), errors="coerce").to_numpy(dtype=float)
+    missing = text.isin(_MISSING)
+    cleaned = text.mask(missing, "nan")
+    try:
+        return pc.cast(pa.array(cleaned, type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass  # some cell is not a number: find the first one, slowly, to name it
+    values = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(np.isnan(values) & ~missing.to_numpy())
-    if len(bad):
-        i = int(bad[0])
-        raise InputError(f"row {i + 1}, column {item or column}", raw.iloc[i], "a number is required")
-    return values
+    i = int(bad[0])
+    raise InputError(f"row {i + 1}, column {item or column}", raw.iloc[i], "a number is required")
 
 
-def split_individuals(data: pd.DataFrame) -> list[Individual]:
-    """Check the standard items of a dataset and split it into individuals.
+def check_records(data: pd.DataFrame) -> DatasetRecords:
+    """Check the standard items of a whole dataset at once and find its individuals.
 
-    Raises :class:`InputError` naming the first bad row and column.
+    Only TIME, ID and CMT are checked on every row; the dose items (AMT, RATE, DUR, II, ADDL, SS, EVID)
+    on the *active* rows, those where any of them is given and not 0 (on the others every check holds).
+    Raises :class:`InputError` naming the first bad row and column, in the same order of checks as ever.
     """
     if len(data) == 0:
         raise InputError("DATA", "an empty table", "the dataset needs at least one row")
@@ -94,48 +163,94 @@ def split_individuals(data: pd.DataFrame) -> list[Individual]:
     n = len(data)
     values: dict[str, np.ndarray] = {}
     for item in STANDARD_ITEMS:
-        if item in cols and item != "ID":
+        if item in cols and item not in ("ID", "CMT"):
             values[item] = numeric_column(data, cols[item], item)
-    ids = data[cols["ID"]].astype(str).str.strip().to_numpy()
-    for i, v in enumerate(ids):
-        if v in ("", "."):
-            raise InputError(f"row {i + 1}, column ID", v, "every row needs an ID")
+    first_rows = _id_runs(data[cols["ID"]])
 
     time = values["TIME"]
-    _require_finite(time, "TIME")
-    amt = _filled(values, "AMT", n)
-    rate = _filled(values, "RATE", n)
-    dur = _filled(values, "DUR", n)
-    ii = _filled(values, "II", n)
-    addl = _filled(values, "ADDL", n)
-    ss = _filled(values, "SS", n)
-    cmt = _filled(values, "CMT", n)
-    evid = values["EVID"].copy() if "EVID" in values else np.where(amt > 0, 1.0, 0.0)
-    if "EVID" in values:
-        missing = np.isnan(evid)
-        evid[missing] = np.where(amt[missing] > 0, 1.0, 0.0)
-    for item, arr in (("EVID", evid), ("ADDL", addl), ("SS", ss), ("CMT", cmt)):
-        _require_integer(arr, item)
-    _check_items(time, amt, rate, dur, ii, addl, ss, evid, cmt)
+    if not (np.isfinite(time.max()) and np.isfinite(time.min())):
+        _require_finite(time, "TIME")
+    active = _active_rows(values, n)
+    item = {name: _filled(values, name, active) for name in ("AMT", "RATE", "DUR", "II", "ADDL", "SS")}
+    evid = values["EVID"][active] if "EVID" in values else np.where(item["AMT"] > 0, 1.0, 0.0)
+    missing = np.isnan(evid)
+    evid[missing] = np.where(item["AMT"][missing] > 0, 1.0, 0.0)
+    cmt = _whole_cmt(data, cols.get("CMT"))
+    for name, arr in (("EVID", evid), ("ADDL", item["ADDL"]), ("SS", item["SS"])):
+        _require_integer(arr, name, active)
+    _check_items(time, cmt, active, item["AMT"], item["RATE"], item["DUR"], item["II"], item["ADDL"], item["SS"],
+                 evid)
 
-    individuals: list[Individual] = []
-    start = 0
-    for i in range(1, n + 1):
-        if i == n or ids[i] != ids[start]:
-            rows = np.arange(start, i)
-            _check_sorted(time[rows], rows)
-            individuals.append(Individual(
-                id=ids[start], rows=rows, time=time[rows], evid=evid[rows].astype(np.int64),
-                amt=amt[rows], rate=rate[rows], dur=dur[rows], cmt=cmt[rows].astype(np.int64),
-                ii=ii[rows], addl=addl[rows].astype(np.int64), ss=ss[rows].astype(np.int64)))
-            start = i
-    return individuals
+    drops = np.flatnonzero(time[1:] < time[:-1]) + 1
+    drops = drops[~np.isin(drops, first_rows)]
+    if len(drops):
+        i = int(drops[0])
+        raise InputError(f"row {i + 1}, column TIME", float(time[i]),
+                         f"times must not decrease within an individual (previous row has {time[i - 1]:g})")
+    ids = data[cols["ID"]].take(first_rows).astype(str).str.strip().to_numpy()
+    sparse = {"evid": evid.astype(np.int64), "amt": item["AMT"], "rate": item["RATE"], "dur": item["DUR"],
+              "ii": item["II"], "addl": item["ADDL"].astype(np.int64), "ss": item["SS"].astype(np.int64)}
+    return DatasetRecords(ids, np.append(first_rows, n), time, cmt, active, sparse)
 
 
-def _filled(values: dict[str, np.ndarray], item: str, n: int) -> np.ndarray:
+def _id_runs(raw: pd.Series) -> np.ndarray:
+    """The first row of every run of consecutive equal IDs; refuses missing IDs."""
+    if pd.api.types.is_integer_dtype(raw) and not pd.api.types.is_extension_array_dtype(raw):
+        key = raw.to_numpy()
+    elif pd.api.types.is_float_dtype(raw) and not pd.api.types.is_extension_array_dtype(raw):
+        key = raw.to_numpy()
+        if np.isnan(key.min()) or np.isnan(key.max()):
+            bad = np.flatnonzero(np.isnan(key))
+            raise InputError(f"row {bad[0] + 1}, column ID", "", "every row needs an ID")
+    else:
+        text = raw.astype(str).str.strip()
+        bad = np.flatnonzero(text.isin(["", "."]).to_numpy())
+        if len(bad):
+            raise InputError(f"row {bad[0] + 1}, column ID", text.iloc[bad[0]], "every row needs an ID")
+        key, _ = pd.factorize(text)
+    change = np.flatnonzero(key[1:] != key[:-1]) + 1
+    return np.concatenate([[0], change]).astype(np.int64)
+
+
+def split_individuals(data: pd.DataFrame) -> list[Individual]:
+    """Check the standard items of a dataset and split it into individuals.
+
+    Raises :class:`InputError` naming the first bad row and column.
+    """
+    records = check_records(data)
+    return [records.individual(i) for i in range(records.n_individuals)]
+
+
+def _active_rows(values: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Rows where any dose item or EVID is given and not 0 (a missing cell counts: it is checked there)."""
+    active = np.zeros(n, dtype=bool)
+    for name in ("AMT", "RATE", "DUR", "II", "ADDL", "SS", "EVID"):
+        if name in values:
+            active |= values[name] != 0
+    return np.flatnonzero(active)
+
+
+def _filled(values: dict[str, np.ndarray], item: str, rows: np.ndarray) -> np.ndarray:
+    """An item at ``rows``, missing as 0 (and 0 where the dataset has no such column)."""
     if item not in values:
-        return np.zeros(n)
-    return np.nan_to_num(values[item], nan=0.0)
+        return np.zeros(len(rows))
+    return np.nan_to_num(values[item][rows], nan=0.0)
+
+
+def _whole_cmt(data: pd.DataFrame, column: str | None) -> np.ndarray:
+    """CMT on every row as integers (missing as 0), refusing fractions; an integer column is used as it is."""
+    if column is None:
+        return np.zeros(len(data), dtype=np.int64)
+    raw = data[column]
+    if pd.api.types.is_integer_dtype(raw) and not pd.api.types.is_extension_array_dtype(raw):
+        return raw.to_numpy(dtype=np.int64)
+    cmt = numeric_column(data, column, "CMT")
+    if np.isnan(cmt.min()) or np.isnan(cmt.max()):
+        cmt = np.nan_to_num(cmt, nan=0.0)
+    whole = cmt.astype(np.int64)
+    if not np.array_equal(whole, cmt):
+        _require_integer(cmt, "CMT", None)
+    return whole
 
 
 def _require_finite(arr: np.ndarray, item: str) -> None:
@@ -144,61 +259,59 @@ def _require_finite(arr: np.ndarray, item: str) -> None:
         raise InputError(f"row {bad[0] + 1}, column {item}", "missing", "a number is required")
 
 
-def _require_integer(arr: np.ndarray, item: str) -> None:
+def _require_integer(arr: np.ndarray, item: str, rows: np.ndarray | None) -> None:
+    """Refuse fractions; ``rows`` are the dataset rows of ``arr`` (None: every row)."""
     bad = np.flatnonzero(arr != np.round(arr))
     if len(bad):
-        raise InputError(f"row {bad[0] + 1}, column {item}", float(arr[bad[0]]), "a whole number is required")
+        row = bad[0] if rows is None else rows[bad[0]]
+        raise InputError(f"row {row + 1}, column {item}", float(arr[bad[0]]), "a whole number is required")
 
 
 def _first(mask: np.ndarray) -> int | None:
-    idx = np.flatnonzero(mask)
-    return int(idx[0]) if len(idx) else None
+    """The first True position, or None (argmax stops at the first True)."""
+    i = int(np.argmax(mask)) if len(mask) else 0
+    return i if len(mask) and mask[i] else None
 
 
-def _check_items(time, amt, rate, dur, ii, addl, ss, evid, cmt) -> None:
+def _check_items(time, cmt, rows, amt, rate, dur, ii, addl, ss, evid) -> None:
+    """The item rules, in a fixed order; TIME and CMT cover every row, the others the active ``rows``."""
+    def negative(arr):
+        return arr < 0 if len(arr) and arr.min() < 0 else None
+
     checks = [
-        ("TIME", time, time < 0, "times must be >= 0"),
-        ("EVID", evid, ~np.isin(evid, [0, 1, 2, 3, 4]), "allowed values are 0 (observation), 1 (dose), "
+        ("TIME", time, negative(time), None, "times must be >= 0"),
+        ("EVID", evid, (evid < 0) | (evid > 4), rows, "allowed values are 0 (observation), 1 (dose), "
          "2 (other), 3 (reset) and 4 (reset and dose)"),
-        ("SS", ss, ~np.isin(ss, [0, 1, 2]), "allowed values are 0, 1 and 2"),
-        ("CMT", cmt, cmt < 0, "compartment numbers must be >= 1 (turning compartments off is not supported)"),
+        ("SS", ss, (ss < 0) | (ss > 2), rows, "allowed values are 0, 1 and 2"),
+        ("CMT", cmt, negative(cmt), None, "compartment numbers must be >= 1 (turning compartments off is not "
+         "supported)"),
     ]
-    for item in _NONNEGATIVE:
-        arr = {"AMT": amt, "II": ii, "ADDL": addl, "DUR": dur}[item]
-        checks.append((item, arr, arr < 0, f"{item} must be >= 0"))
-    checks.append(("RATE", rate, (rate < 0) & ~np.isin(rate, [-1, -2]),
+    for item, arr in (("AMT", amt), ("II", ii), ("ADDL", addl), ("DUR", dur)):
+        checks.append((item, arr, arr < 0, rows, f"{item} must be >= 0"))
+    checks.append(("RATE", rate, (rate < 0) & (rate != -1) & (rate != -2), rows,
                    "allowed values are 0 (bolus), a positive rate, -1 (modelled rate) or -2 (modelled duration)"))
-    for item, arr, bad, allowed in checks:
+    for item, arr, bad, where, allowed in checks:
+        i = None if bad is None else _first(bad)
+        if i is not None:
+            row = i if where is None else where[i]
+            raise InputError(f"row {row + 1}, column {item}", float(arr[i]), allowed)
+    dosing = (evid == 1) | (evid == 4)
+    given = (amt != 0) | (rate != 0) | (addl != 0) | (ss != 0)
+    rules = [
+        (given & ~dosing, "column EVID", lambda i: float(evid[i]),
+         lambda i: "AMT, RATE, ADDL and SS must be 0 on observation, other and reset records"),
+        (dosing & (addl > 0) & (ii <= 0), "column II", lambda i: float(ii[i]), lambda i: "ADDL > 0 needs II > 0"),
+        (dosing & (amt == 0) & ~((ss > 0) & (rate > 0)), "column AMT", lambda i: 0.0,
+         lambda i: "a dose needs AMT > 0 (AMT = 0 only for a steady-state constant infusion with RATE > 0 and "
+                   "II = 0)"),
+        (dosing & (rate > 0) & (dur > 0) & (np.abs(amt / np.where(rate > 0, rate, 1) - dur) >
+                                            1e-6 * np.maximum(dur, 1)),
+         "columns RATE and DUR", lambda i: f"RATE {rate[i]:g}, DUR {dur[i]:g}",
+         lambda i: f"with AMT {amt[i]:g} they must agree (AMT/RATE = DUR); give one of them"),
+        (dosing & (dur > 0) & (rate < 0), "columns RATE and DUR", lambda i: f"RATE {rate[i]:g}, DUR {dur[i]:g}",
+         lambda i: "a modelled rate or duration (RATE -1/-2) cannot be combined with DUR"),
+    ]
+    for bad, column, value, allowed in rules:
         i = _first(bad)
         if i is not None:
-            raise InputError(f"row {i + 1}, column {item}", float(arr[i]), allowed)
-    dosing = np.isin(evid, [1, 4])
-    i = _first(~dosing & ((amt != 0) | (rate != 0) | (addl != 0) | (ss != 0)))
-    if i is not None:
-        raise InputError(f"row {i + 1}, column EVID", float(evid[i]),
-                         "AMT, RATE, ADDL and SS must be 0 on observation, other and reset records")
-    i = _first(dosing & (addl > 0) & (ii <= 0))
-    if i is not None:
-        raise InputError(f"row {i + 1}, column II", float(ii[i]), "ADDL > 0 needs II > 0")
-    i = _first(dosing & (amt == 0) & ~((ss > 0) & (rate > 0)))
-    if i is not None:
-        raise InputError(f"row {i + 1}, column AMT", 0.0, "a dose needs AMT > 0 (AMT = 0 only for a "
-                         "steady-state constant infusion with RATE > 0 and II = 0)")
-    both = dosing & (rate > 0) & (dur > 0)
-    inconsistent = both & (np.abs(amt / np.where(rate > 0, rate, 1) - dur) > 1e-6 * np.maximum(dur, 1))
-    i = _first(inconsistent)
-    if i is not None:
-        raise InputError(f"row {i + 1}, columns RATE and DUR", f"RATE {rate[i]:g}, DUR {dur[i]:g}",
-                         f"with AMT {amt[i]:g} they must agree (AMT/RATE = DUR); give one of them")
-    i = _first(dosing & (dur > 0) & (rate < 0))
-    if i is not None:
-        raise InputError(f"row {i + 1}, columns RATE and DUR", f"RATE {rate[i]:g}, DUR {dur[i]:g}",
-                         "a modelled rate or duration (RATE -1/-2) cannot be combined with DUR")
-
-
-def _check_sorted(time: np.ndarray, rows: np.ndarray) -> None:
-    i = _first(np.diff(time) < 0)
-    if i is not None:
-        r = int(rows[i + 1])
-        raise InputError(f"row {r + 1}, column TIME", float(time[i + 1]),
-                         f"times must not decrease within an individual (previous row has {time[i]:g})")
+            raise InputError(f"row {rows[i] + 1}, {column}", value(i), allowed(i))

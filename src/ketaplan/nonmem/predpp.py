@@ -189,29 +189,45 @@ def _build(advan: Advan, params: dict, items: dict) -> PredppModel:
 
 
 def resolve_parameter(source: float | str, data: pd.DataFrame, label: str) -> np.ndarray:
-    """Per-row values of a parameter: a constant, or a dataset column (case-insensitive)."""
-    n = len(data)
+    """Per-row values of a parameter: a constant, or a dataset column (case-insensitive) with a number on
+    every row."""
+    values = _resolved(source, data, label)
+    if values.ndim and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+        bad = np.flatnonzero(~np.isfinite(values))
+        raise InputError(f"row {bad[0] + 1}, column {source}", "missing", f"{label} needs a number on every row")
+    return np.broadcast_to(values, (len(data),))
+
+
+def _resolved(source: float | str, data: pd.DataFrame, label: str) -> np.ndarray:
+    """A parameter's values: a 0-d array for a constant (it broadcasts), per-row values for a column."""
     if isinstance(source, float):
-        return np.full(n, source)
+        return np.asarray(source)
     columns = {str(c): c for c in data.columns}
     col = columns.get(source) or next((c for k, c in columns.items() if k.upper() == source.upper()), None)
     if col is None:
         raise InputError(f"MODEL {label}", source, "is neither a number nor a column of the dataset")
-    values = numeric_column(data, col, str(col))
-    bad = np.flatnonzero(~np.isfinite(values))
-    if len(bad):
-        raise InputError(f"row {bad[0] + 1}, column {col}", "missing", f"{label} needs a number on every row")
-    return values
+    return numeric_column(data, col, str(col))
 
 
 def row_parameters(model: PredppModel, data: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Per-row micro-constants (K, Kij, KA), the central volume ``VC`` and ``SCALE``."""
-    out = micro_parameters(model, primary_parameters(model, data))
-    out["SCALE"] = resolve_parameter(model.scale, data, "scale")
+    """The model's own parameters (CL, V2, ... or K, K12, ..., as the file names them) and ``SCALE``.
+
+    A constant is a 0-d array (it broadcasts), a column its per-row values. Every value must be a
+    number; volumes must be > 0 and everything else >= 0.
+    """
+    sources = {**model.parameters, "SCALE": model.scale}
+    out = {name: _resolved(src, data, "scale" if name == "SCALE" else name) for name, src in sources.items()}
     for name, arr in out.items():
-        bad = np.flatnonzero((arr <= 0) if name in ("VC",) else (arr < 0))
-        if len(bad):
-            raise InputError(f"row {bad[0] + 1}, parameter {name}", float(arr[bad[0]]),
+        low, high = arr.min(), arr.max()
+        if not (np.isfinite(low) and np.isfinite(high)):
+            bad = np.flatnonzero(~np.isfinite(arr))
+            label = "scale" if name == "SCALE" else name
+            raise InputError(f"row {bad[0] + 1}, column {sources[name]}", "missing",
+                             f"{label} needs a number on every row")
+        volume = name.startswith("V")
+        if low <= 0 if volume else low < 0:
+            bad = np.flatnonzero(np.atleast_1d(arr <= 0 if volume else arr < 0))
+            raise InputError(f"row {bad[0] + 1}, parameter {name}", float(np.atleast_1d(arr)[bad[0]]),
                              "volumes must be > 0 and rate constants >= 0")
     return out
 
