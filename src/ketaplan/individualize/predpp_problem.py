@@ -114,7 +114,7 @@ def predpp_problem(model: PredppModel, data: pd.DataFrame, ind: Individual) -> P
     prop, add = parse_sigma(model)
     sub = data.iloc[ind.rows].reset_index(drop=True)
     primary = primary_parameters(model, sub)
-    scale = resolve_parameter(model.scale, sub, "scale")
+    scale = resolve_parameter(model.scale, sub, "scale", model)
     schedule = individual_schedule(ind, model, row_modifiers(model, data))
     obs, positions = individual_observations(data, ind)
     obs = Observations(obs.time, np.full(len(obs), OUTPUT, dtype=object), obs.value, obs.blq, obs.lloq, obs.row)

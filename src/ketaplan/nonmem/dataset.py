@@ -95,6 +95,19 @@ class DatasetRecords:
         out[self.active[a:b] - lo] = values[a:b]
         return out
 
+    def select(self, who: np.ndarray) -> DatasetRecords:
+        """The records of individuals ``who`` (in that order, repeats allowed) as a dataset of their own."""
+        who = np.asarray(who, dtype=np.int64)
+        lengths = np.diff(self.starts)[who]
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        rows = np.arange(starts[-1]) - np.repeat(starts[:-1] - self.starts[who], lengths)
+        position = np.full(self.n_rows, -1)
+        position[self.active] = np.arange(len(self.active))
+        picked = position[rows]
+        active = np.flatnonzero(picked >= 0)
+        items = {name: values[picked[active]] for name, values in self.items.items()}
+        return DatasetRecords(self.ids[who], starts, self.time[rows], self.cmt[rows], active, items)
+
     def individual(self, i: int) -> Individual:
         """The records of individual ``i``."""
         lo, hi = int(self.starts[i]), int(self.starts[i + 1])

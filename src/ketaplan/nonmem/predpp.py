@@ -1,7 +1,8 @@
-"""PREDPP model files (ADVAN1-4, 11, 12) for simulating NONMEM datasets unchanged.
+"""PREDPP model files (ADVAN1-4, 11, 12): the structure, its parameters as $PK-style expressions, THETAs.
 
 A model file names the structure and gives each parameter, with NONMEM's names and compartment
-numbering, as a number or as the name of a dataset column (read per record)::
+numbering, as a number, the name of a dataset column (read per record) or an expression of THETA(n),
+ETA(n) and columns (:mod:`ketaplan.nonmem.expressions`)::
 
     advan: 4          # depot 1, central 2, peripheral 3
     CL: 1.1           # or K with the central volume
@@ -13,7 +14,10 @@ numbering, as a number or as the name of a dataset column (read per record)::
     ALAG1: 0.25
     scale: 1000       # IPRED = scale * A(central) / V(central)
 
-Parameters may also sit under a ``parameters:`` key. Time units are the dataset's.
+Parameters may also sit under a ``parameters:`` key, in order; a name that is not a parameter of the
+structure is an intermediate (like NONMEM's TVCL) that later expressions may use. ``theta:`` lists
+THETA(1..n) as numbers or ``{init, lower, upper, fix}``; ``omega`` and ``sigma`` are read by
+:mod:`ketaplan.nonmem.random_effects`. Time units are the dataset's.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import yaml
 from ketaplan.engine.system import LinearStructure, Transfer
 from ketaplan.errors import InputError
 from ketaplan.nonmem.dataset import numeric_column
+from ketaplan.nonmem.expressions import Expression, column_symbol, compile_expressions, parse_expression
 
 
 @dataclass(frozen=True)
@@ -63,19 +68,44 @@ def _advans() -> dict[int, Advan]:
 
 ADVANS = _advans()
 _MODIFIER = re.compile(r"^(F|ALAG|R|D)(\d+)$")
-_RESERVED = {"advan", "trans", "scale", "parameters", "omega", "sigma", "transform", "name", "description"}
+_RESERVED = {"advan", "trans", "scale", "parameters", "omega", "sigma", "transform", "name", "description", "theta"}
+
+
+@dataclass(frozen=True)
+class Theta:
+    """One THETA: initial value, bounds and whether it is fixed (NONMEM's $THETA (low, init, up) FIX)."""
+
+    init: float
+    lower: float = -np.inf
+    upper: float = np.inf
+    fixed: bool = False
+    label: str = ""
 
 
 @dataclass(frozen=True)
 class PredppModel:
-    """A parsed model file: structure plus parameter sources (numbers or column names)."""
+    """A parsed model file: structure, parameters as expressions, THETAs, and the items of later layers."""
 
     advan: Advan
-    parameters: dict[str, float | str]  # canonical names (TRANS4 or micro)
+    parameters: dict[str, Expression]  # canonical names (TRANS4 or micro)
     micro: bool
-    modifiers: dict[tuple[str, int], float | str]  # (kind, cmt 1-based) -> value
-    scale: float | str
-    extra: dict[str, object]  # omega, sigma and other keys for later layers
+    modifiers: dict[tuple[str, int], Expression]  # (kind, cmt 1-based) -> value
+    scale: Expression
+    extra: dict[str, object]  # omega, sigma and transform, read by later layers
+    thetas: tuple[Theta, ...] = ()
+
+    @property
+    def expressions(self) -> dict[str, Expression]:
+        """Every evaluated item: the parameters, the dose modifiers (``F1``, ``ALAG1``...) and ``SCALE``."""
+        return {**self.parameters, **{f"{k}{n}": e for (k, n), e in self.modifiers.items()}, "SCALE": self.scale}
+
+    @property
+    def n_etas(self) -> int:
+        return max((max(e.etas, default=0) for e in self.expressions.values()), default=0)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(sorted({c for e in self.expressions.values() for c in e.columns}))
 
     @property
     def n_states(self) -> int:
@@ -137,33 +167,67 @@ def load_model(source: Mapping | str | Path) -> PredppModel:
     return _build(advan, params, items)
 
 
-def _value(name: str, v) -> float | str:
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise InputError(f"MODEL {name}", v, "a number or the name of a dataset column is required")
-    return float(v) if isinstance(v, (int, float)) else v.strip()
+def parse_thetas(raw: object) -> tuple[Theta, ...]:
+    """THETA(1..n) from a list of numbers or ``{init, lower, upper, fix, name}`` mappings."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InputError("MODEL theta", raw, "a list: one initial value or {init, lower, upper, fix} per THETA")
+    out = []
+    for i, item in enumerate(raw, start=1):
+        field = f"MODEL theta {i}"
+        spec = {"init": item} if not isinstance(item, Mapping) else dict(item)
+        unknown = set(map(str, spec)) - {"init", "lower", "upper", "fix", "name"}
+        if unknown:
+            raise InputError(field, sorted(unknown)[0], "allowed items are init, lower, upper, fix and name")
+        values = {k: _number(spec.get(k), f"{field} {k}", default) for k, default in
+                  (("init", None), ("lower", -np.inf), ("upper", np.inf))}
+        fixed = spec.get("fix", False)
+        if not isinstance(fixed, bool):
+            raise InputError(f"{field} fix", fixed, "true or false")
+        if not values["lower"] < values["upper"]:
+            raise InputError(field, f"lower {values['lower']:g}, upper {values['upper']:g}",
+                             "lower must be below upper")
+        low, init, high = values["lower"], values["init"], values["upper"]
+        if not low <= init <= high or (not fixed and init in (low, high)):
+            raise InputError(f"{field} init", init, f"an initial value strictly between the bounds {low:g} and "
+                             f"{high:g} (or on one with fix: true)")
+        out.append(Theta(values["init"], values["lower"], values["upper"], fixed, str(spec.get("name", ""))))
+    return tuple(out)
+
+
+def _number(value: object, field: str, default: float | None) -> float:
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or np.isnan(value):
+        raise InputError(field, value, "a number is required")
+    return float(value)
 
 
 def _build(advan: Advan, params: dict, items: dict) -> PredppModel:
-    upper = {}
+    upper: dict[str, Expression] = {}
+    defined: dict[str, object] = {}
+    used: set[str] = set()
     for k, v in params.items():
         key = str(k).upper()
         if key in upper:
             raise InputError(f"MODEL {k}", v, f"{key} is given twice")
-        upper[key] = _value(str(k), v)
-    modifiers: dict[tuple[str, int], float | str] = {}
+        upper[key] = parse_expression(v, f"MODEL {k}", defined, used)
+        defined[key] = upper[key].expr
+    modifiers: dict[tuple[str, int], Expression] = {}
     for key in list(upper):
         m = _MODIFIER.match(key)
         if m and not (key in advan.micro or any(key in s for s in advan.clearance_sets)):
             cmt = int(m.group(2))
             if not 1 <= cmt <= len(advan.states):
-                raise InputError(f"MODEL {key}", upper[key],
+                raise InputError(f"MODEL {key}", upper[key].text,
                                  f"advan {advan.number} has compartments 1 to {len(advan.states)}")
             modifiers[(m.group(1), cmt)] = upper.pop(key)
     uses_cl = "CL" in upper
     uses_k = "K" in upper
     if uses_cl and uses_k:
         raise InputError("MODEL CL and K", "both", "give either clearances (CL, V, Q...) or micro-constants (K...)")
-    canonical: dict[str, float | str] = {}
+    canonical: dict[str, Expression] = {}
     if uses_k:
         names = [*advan.micro, advan.clearance_sets[1][0]]
         accepted = {n: (n,) for n in advan.micro} | {advan.clearance_sets[1][0]: advan.clearance_sets[1]}
@@ -178,51 +242,92 @@ def _build(advan: Advan, params: dict, items: dict) -> PredppModel:
         if len(spellings) > 1:
             raise InputError(f"MODEL {'/'.join(spellings)}", "both", f"give {name} once")
         canonical[name] = upper.pop(spellings[0])
-    if upper:
-        unknown = sorted(upper)[0]
+    scale = parse_expression(items.get("scale", 1.0), "MODEL scale", defined, used)
+    unused = sorted(k for k in upper if k not in used)
+    if unused:
+        unknown = unused[0]
         allowed = ", ".join(names)
-        raise InputError(f"MODEL {unknown}", upper[unknown],
-                         f"not a parameter of advan {advan.number} (expected {allowed}, Fn, ALAGn, Rn, Dn)")
-    scale = _value("scale", items.get("scale", 1.0))
+        raise InputError(f"MODEL {unknown}", upper[unknown].text,
+                         f"not a parameter of advan {advan.number} (expected {allowed}, Fn, ALAGn, Rn, Dn) and not "
+                         "used by another parameter")
+    thetas = parse_thetas(items.get("theta"))
     extra = {k.lower(): v for k, v in items.items() if k.lower() in ("omega", "sigma", "transform")}
-    return PredppModel(advan, canonical, uses_k, modifiers, scale, extra)
+    model = PredppModel(advan, canonical, uses_k, modifiers, scale, extra, thetas)
+    _check_references(model)
+    return model
 
 
-def resolve_parameter(source: float | str, data: pd.DataFrame, label: str) -> np.ndarray:
-    """Per-row values of a parameter: a constant, or a dataset column (case-insensitive) with a number on
-    every row."""
-    values = _resolved(source, data, label)
+def _check_references(model: PredppModel) -> None:
+    """Every THETA(n) an expression uses must be listed under ``theta``."""
+    for name, expr in model.expressions.items():
+        missing = [n for n in expr.thetas if n > len(model.thetas)]
+        if missing:
+            raise InputError(f"MODEL {name}", expr.text, f"uses THETA({missing[0]}) but theta lists "
+                             f"{len(model.thetas)} value{'s' if len(model.thetas) != 1 else ''}")
+
+
+def resolve_parameter(source: Expression, data: pd.DataFrame, label: str, model: PredppModel | None = None
+                      ) -> np.ndarray:
+    """Per-row values of a parameter (THETAs at their initial values, ETAs 0) with a number on every row."""
+    values = _resolved(source, data, label, model)
     if values.ndim and not (np.isfinite(values.min()) and np.isfinite(values.max())):
         bad = np.flatnonzero(~np.isfinite(values))
-        raise InputError(f"row {bad[0] + 1}, column {source}", "missing", f"{label} needs a number on every row")
+        raise InputError(f"row {bad[0] + 1}, {_where(source)}", "missing", f"{label} needs a number on every row")
     return np.broadcast_to(values, (len(data),))
 
 
-def _resolved(source: float | str, data: pd.DataFrame, label: str) -> np.ndarray:
-    """A parameter's values: a 0-d array for a constant (it broadcasts), per-row values for a column."""
-    if isinstance(source, float):
-        return np.asarray(source)
-    columns = {str(c): c for c in data.columns}
-    col = columns.get(source) or next((c for k, c in columns.items() if k.upper() == source.upper()), None)
-    if col is None:
-        raise InputError(f"MODEL {label}", source, "is neither a number nor a column of the dataset")
-    return numeric_column(data, col, str(col))
+def _where(source: Expression) -> str:
+    return f"column {source.columns[0]}" if _single_column(source) else f"parameter {source.text}"
+
+
+def _single_column(source: Expression) -> bool:
+    return len(source.columns) == 1 and source.expr == column_symbol(source.columns[0])
+
+
+def dataset_columns(data: pd.DataFrame, names: tuple[str, ...], label: str) -> dict[str, np.ndarray]:
+    """The named columns (case-insensitive) as numbers; a missing column is refused naming ``label``."""
+    columns = {str(c).upper(): c for c in data.columns}
+    out = {}
+    for name in names:
+        col = columns.get(name.upper())
+        if col is None:
+            raise InputError(f"MODEL {label}", name, "is neither a number nor a column of the dataset, nor a "
+                             "parameter defined before it")
+        out[name] = numeric_column(data, col, str(col))
+    return out
+
+
+def _resolved(source: Expression, data: pd.DataFrame, label: str, model: PredppModel | None = None) -> np.ndarray:
+    """A parameter's values: a 0-d array for a constant (it broadcasts), per-row values otherwise.
+
+    THETAs take their initial values and ETAs are 0 (the typical individual), as in simulating a dataset.
+    """
+    if source.is_constant:
+        return np.asarray(float(source.expr))
+    cols = dataset_columns(data, source.columns, label)
+    if _single_column(source):
+        return cols[source.columns[0]]
+    thetas = model.thetas if model is not None else ()
+    n_eta = max(source.etas, default=0)
+    evaluate = compile_expressions({label: source.expr}, len(thetas), n_eta, source.columns)
+    values = evaluate(np.array([t.init for t in thetas]), np.zeros((len(data), n_eta)), cols)[label]
+    return np.array(values, dtype=float)
 
 
 def row_parameters(model: PredppModel, data: pd.DataFrame) -> dict[str, np.ndarray]:
     """The model's own parameters (CL, V2, ... or K, K12, ..., as the file names them) and ``SCALE``.
 
-    A constant is a 0-d array (it broadcasts), a column its per-row values. Every value must be a
+    A constant is a 0-d array (it broadcasts), anything else its per-row values. Every value must be a
     number; volumes must be > 0 and everything else >= 0.
     """
     sources = {**model.parameters, "SCALE": model.scale}
-    out = {name: _resolved(src, data, "scale" if name == "SCALE" else name) for name, src in sources.items()}
+    out = {name: _resolved(src, data, "scale" if name == "SCALE" else name, model) for name, src in sources.items()}
     for name, arr in out.items():
         low, high = arr.min(), arr.max()
         if not (np.isfinite(low) and np.isfinite(high)):
             bad = np.flatnonzero(~np.isfinite(arr))
             label = "scale" if name == "SCALE" else name
-            raise InputError(f"row {bad[0] + 1}, column {sources[name]}", "missing",
+            raise InputError(f"row {bad[0] + 1}, {_where(sources[name])}", "missing",
                              f"{label} needs a number on every row")
         volume = name.startswith("V")
         if low <= 0 if volume else low < 0:
@@ -234,7 +339,7 @@ def row_parameters(model: PredppModel, data: pd.DataFrame) -> dict[str, np.ndarr
 
 def primary_parameters(model: PredppModel, data: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per-row values of the model's own parameters (CL, V2, Q, ... or K, K12, ...), as the file names them."""
-    return {name: resolve_parameter(src, data, name) for name, src in model.parameters.items()}
+    return {name: resolve_parameter(src, data, name, model) for name, src in model.parameters.items()}
 
 
 def micro_parameters(model: PredppModel, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -263,4 +368,4 @@ def micro_parameters(model: PredppModel, p: dict[str, np.ndarray]) -> dict[str, 
 
 def row_modifiers(model: PredppModel, data: pd.DataFrame) -> dict[tuple[str, int], np.ndarray]:
     """Per-row dose modifiers F, ALAG, R, D for each compartment that has them."""
-    return {key: resolve_parameter(src, data, f"{key[0]}{key[1]}") for key, src in model.modifiers.items()}
+    return {key: resolve_parameter(src, data, f"{key[0]}{key[1]}", model) for key, src in model.modifiers.items()}
