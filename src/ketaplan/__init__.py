@@ -21,6 +21,7 @@ _EXPORTS = {
     "Patient": "ketaplan.simulation.patient",
     "predict": "ketaplan.simulation.predict",
     "simulate_dataset": "ketaplan.nonmem.simulate",
+    "estimate": "ketaplan.estimation.api",
     "simulate_population": "ketaplan.population.api",
     "fit_dataset": "ketaplan.individualize.api",
     "fit_patient": "ketaplan.individualize.api",

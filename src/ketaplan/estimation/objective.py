@@ -47,6 +47,7 @@ class Conditional:
     r: np.ndarray  # (K, N, W) residual variances used in phi
     phi: np.ndarray  # (K, N)
     converged: np.ndarray  # (K, N)
+    hessian: np.ndarray  # (K, N, m, m) second derivative of phi at eta-hat (the Laplace method's)
 
 
 def dv_scale(data: EstimationData, f: np.ndarray) -> np.ndarray:
@@ -69,9 +70,10 @@ def residual_variance(sigma: dict[str, float], h: np.ndarray, kind: str) -> tupl
     return sp * h * h + sigma.get("additive", 0.0), 2.0 * sp * h
 
 
-def evaluate_h(data: EstimationData, points: list[Estimates], eta: np.ndarray, with_g: bool,
-               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """h (K, N, W) at eta (K, N, m), and G (K, N, W, m) by central differences when ``with_g``.
+def evaluate_h(data: EstimationData, points: list[Estimates], eta: np.ndarray, order: int,
+               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """h (K, N, W) at eta (K, N, m); with ``order`` >= 1 also G = dh/deta (K, N, W, m), with 2 also the second
+    derivatives (K, N, W, m, m), all by central differences in one engine call.
 
     With ``rows`` (a (K, N) mask) only those (parameter set, individual) pairs are computed; the others
     are NaN.
@@ -81,60 +83,73 @@ def evaluate_h(data: EstimationData, points: list[Estimates], eta: np.ndarray, w
     rows = np.ones((k, n), dtype=bool) if rows is None else rows
     kk, nn = np.nonzero(rows)
     h = np.full((k, n, w), np.nan)
-    g = np.full((k, n, w, m), np.nan) if with_g else None
+    g = np.full((k, n, w, m), np.nan) if order >= 1 else None
+    hh = np.full((k, n, w, m, m), np.nan) if order >= 2 else None
     if len(kk) == 0:
-        return h, g
-    thetas = np.stack([p.theta for p in points])  # (K, P)
+        return h, g, hh
+    eye = np.eye(m) * ETA_STEP
     offsets = [np.zeros(m)]
-    if with_g:
+    if order >= 1:
         for j in range(m):
-            e = np.zeros(m)
-            e[j] = ETA_STEP
-            offsets += [e, -e]
+            offsets += [eye[j], -eye[j]]
+    pairs = [(a, b) for a in range(m) for b in range(a)] if order >= 2 else []
+    offsets += [eye[a] + eye[b] for a, b in pairs]
     variants = len(offsets)
     all_eta = eta[kk, nn][:, None, :] + np.array(offsets)[None, :, :]  # (R, V, m)
     who = np.repeat(nn, variants)
-    theta_rows = np.repeat(thetas[kk], variants, axis=0)
-    f = predict(data, theta_rows, all_eta.reshape(-1, m), who).reshape(len(kk), variants, w)
+    thetas = np.stack([p.theta for p in points])  # (K, P)
+    f = predict(data, np.repeat(thetas[kk], variants, axis=0), all_eta.reshape(-1, m), who).reshape(
+        len(kk), variants, w)
     hv = dv_scale(data, f)
-    h[kk, nn] = hv[:, 0]
-    if with_g:
-        g[kk, nn] = np.moveaxis((hv[:, 1::2] - hv[:, 2::2]) / (2 * ETA_STEP), 1, 2)
-    return h, g
+    h0 = hv[:, 0]
+    h[kk, nn] = h0
+    if order >= 1:
+        plus, minus = hv[:, 1:2 * m + 1:2], hv[:, 2:2 * m + 1:2]  # (R, m, W)
+        g[kk, nn] = np.moveaxis((plus - minus) / (2 * ETA_STEP), 1, 2)
+    if order >= 2:
+        second = np.zeros((len(kk), w, m, m))
+        for j in range(m):
+            second[:, :, j, j] = (plus[:, j] - 2 * h0 + minus[:, j]) / ETA_STEP**2
+        for q, (a, b) in enumerate(pairs):  # h(+a+b) - h(+a) - h(+b) + h: forward cross difference
+            cross = (hv[:, 2 * m + 1 + q] - plus[:, a] - plus[:, b] + h0) / ETA_STEP**2
+            second[:, :, a, b] = second[:, :, b, a] = cross
+        hh[kk, nn] = second
+    return h, g, hh
 
 
 def conditional_modes(data: EstimationData, points: list[Estimates], eta0: np.ndarray, interaction: bool,
                       ) -> Conditional:
     """eta-hat for every (parameter set, individual), by batched Newton steps with step halving.
 
-    Each iteration evaluates h and G only where the mode is not yet found; a step that raises phi is
-    halved from the best point so far, otherwise the next Newton step starts there. The Hessian is the
-    second derivative of phi with respect to h (positive parts; the expected information where it is
-    not) through G: near-quadratic convergence also with proportional error.
+    Each iteration evaluates h, G and the second derivatives of h only where the mode is not yet found;
+    a step that raises phi is halved from the best point so far, otherwise the next Newton step starts
+    there. The Hessian of phi is exact up to the central differences (the expected information stands in
+    where it is not positive definite), so convergence is quadratic.
     """
     kind = data.model.sigma.kind
     y, mask = data.dv[None], data.obs_mask[None]
     omega_inv = np.stack([np.linalg.inv(p.omega) for p in points])  # (K, m, m)
     sigmas = [p.sigma for p in points]
     k, n, m = eta0.shape
+    w = y.shape[-1]
     r_fixed = None
     if not interaction:  # FOCE: residual variances at eta = 0
-        h_zero, _ = evaluate_h(data, points, np.zeros_like(eta0), with_g=False)
+        h_zero = evaluate_h(data, points, np.zeros_like(eta0), order=0)[0]
         r_fixed = _variances(sigmas, h_zero, kind)[0]
-    best = Conditional(eta0.copy(), np.full_like(y * np.ones((k, n, 1)), np.nan), np.zeros((k, n, y.shape[-1], m)),
-                       np.ones((k, n, y.shape[-1])), np.full((k, n), np.inf), np.zeros((k, n), dtype=bool))
+    best = Conditional(eta0.copy(), np.full((k, n, w), np.nan), np.zeros((k, n, w, m)), np.ones((k, n, w)),
+                       np.full((k, n), np.inf), np.zeros((k, n), dtype=bool), np.zeros((k, n, m, m)))
     trial = eta0.copy()
     step = np.zeros_like(eta0)
     active = np.ones((k, n), dtype=bool)
     halvings = np.zeros((k, n), dtype=int)
     for _ in range(MAX_INNER):
-        h, g = evaluate_h(data, points, trial, with_g=True, rows=active)
+        h, g, hh = evaluate_h(data, points, trial, order=2, rows=active)
         r, dr = _variances(sigmas, h, kind) if r_fixed is None else (r_fixed, np.zeros_like(h))
         phi = _phi(y, mask, h, r, trial, omega_inv)
         better = active & (phi <= best.phi + 1e-12 * np.abs(np.where(np.isfinite(best.phi), best.phi, 0.0)))
-        for name, value in (("eta", trial), ("h", h), ("g", g), ("r", r), ("phi", phi)):
+        newton, hessian = _newton_step(y, mask, h, g, hh, r, dr, trial, omega_inv, sigmas, kind, r_fixed is None)
+        for name, value in (("eta", trial), ("h", h), ("g", g), ("r", r), ("phi", phi), ("hessian", hessian)):
             getattr(best, name)[better] = value[better]
-        newton = _newton_step(y, mask, h, g, r, dr, trial, omega_inv, sigmas, kind, r_fixed is None)
         done = better & (np.max(np.abs(newton), axis=-1) < INNER_TOLERANCE)
         best.converged |= done
         worse = active & ~better
@@ -147,23 +162,27 @@ def conditional_modes(data: EstimationData, points: list[Estimates], eta0: np.nd
     return best
 
 
-def _newton_step(y, mask, h, g, r, dr, eta, omega_inv, sigmas, kind, interaction) -> np.ndarray:
+def _newton_step(y, mask, h, g, hh, r, dr, eta, omega_inv, sigmas, kind, interaction):
+    """The Newton step on phi and phi's Hessian (K, N, m, m), exact where positive definite."""
     e = np.where(mask, y - h, 0.0)
     ok = np.where(mask, r, 1.0)
     weight = np.where(mask, (dr / ok) * (1 - e * e / ok) - 2 * e / ok, 0.0)  # dphi/dh
     gs = np.where(np.isfinite(g), g, 0.0)
+    hhs = np.where(np.isfinite(hh), hh, 0.0)
     grad = np.einsum("knw,knwm->knm", weight, gs) + 2 * np.einsum("kab,knb->kna", omega_inv, eta)
-    curvature = 2 * _information(mask, r, dr)
-    if interaction:
-        d2r = np.stack([np.full_like(h[i], 2 * s.get("proportional", 0.0)) if kind in ("proportional", "combined")
-                        else np.zeros_like(h[i]) for i, s in enumerate(sigmas)])
-        exact = (d2r / ok - (dr / ok) ** 2 + 2 / ok + 4 * e * dr / ok**2 - e * e * d2r / ok**2
-                 + 2 * e * e * dr**2 / ok**3)
-        curvature = np.where(mask & (exact > 0), exact, curvature)
-    hess = np.einsum("knw,knwa,knwb->knab", curvature, gs, gs) + 2 * omega_inv[:, None]
+    d2r = np.stack([np.full_like(h[i], 2 * s.get("proportional", 0.0)) if interaction and
+                    kind in ("proportional", "combined") else np.zeros_like(h[i]) for i, s in enumerate(sigmas)])
+    with np.errstate(all="ignore"):
+        curvature = np.where(mask, d2r / ok - (dr / ok) ** 2 + 2 / ok + 4 * e * dr / ok**2 - e * e * d2r / ok**2
+                             + 2 * e * e * dr**2 / ok**3, 0.0)  # d2phi/dh2
+    prior = 2 * omega_inv[:, None]
+    exact = np.einsum("knw,knwa,knwb->knab", curvature, gs, gs) + np.einsum("knw,knwab->knab", weight, hhs) + prior
+    fallback = np.einsum("knw,knwa,knwb->knab", 2 * _information(mask, r, dr), gs, gs) + prior
+    positive = np.all(np.linalg.eigvalsh(np.where(np.isfinite(exact), exact, 0.0)) > 0, axis=-1)
+    hess = np.where(positive[..., None, None], exact, fallback)
     with np.errstate(all="ignore"):
         step = -np.linalg.solve(hess, grad[..., None])[..., 0]
-    return np.where(np.isfinite(step), step, 0.0)
+    return np.where(np.isfinite(step), step, 0.0), hess
 
 
 def _information(mask: np.ndarray, r: np.ndarray, dr: np.ndarray) -> np.ndarray:
@@ -197,7 +216,7 @@ def individual_ofv(data: EstimationData, points: list[Estimates], cond: Conditio
             h_inner = np.einsum("knw,knwa,knwb->knab", _information(mask, cond.r, dr), cond.g, cond.g) \
                 + omega_inv[:, None]
         else:
-            h_inner = laplace_hessian(data, points, cond) / 2
+            h_inner = cond.hessian / 2
         return cond.phi + logdet_omega + np.linalg.slogdet(h_inner)[1]
     r = cond.r if method == "foce" else None
     g = cond.g
@@ -215,40 +234,17 @@ def individual_ofv(data: EstimationData, points: list[Estimates], cond: Conditio
     return np.where(sign > 0, logdet + quad, np.inf)
 
 
-def laplace_hessian(data: EstimationData, points: list[Estimates], cond: Conditional) -> np.ndarray:
-    """The full second derivative of phi at eta-hat (K, N, m, m), by central differences of its gradient."""
-    k, n, m = cond.eta.shape
-    kind = data.model.sigma.kind
-    omega_inv = np.stack([np.linalg.inv(p.omega) for p in points])
-    sigmas = [p.sigma for p in points]
-    y, mask = data.dv[None], data.obs_mask[None]
-    step = 1e-3
-    hess = np.zeros((k, n, m, m))
-    for j in range(m):
-        grads = []
-        for sign in (1, -1):
-            eta = cond.eta.copy()
-            eta[..., j] += sign * step
-            h, g = evaluate_h(data, points, eta, with_g=True)
-            r, dr = _variances(sigmas, h, kind)
-            e = np.where(mask, y - h, 0.0)
-            ok = np.where(mask, r, 1.0)
-            weight = np.where(mask, (dr / ok) * (1 - e * e / ok) - 2 * e / ok, 0.0)
-            grads.append(np.einsum("knw,knwm->knm", weight, g) + 2 * np.einsum("kab,knb->kna", omega_inv, eta))
-        hess[..., j] = (grads[0] - grads[1]) / (2 * step)
-    return 0.5 * (hess + np.swapaxes(hess, -1, -2))
-
-
 def objective(data: EstimationData, points: list[Estimates], eta0: np.ndarray, method: str
               ) -> tuple[np.ndarray, np.ndarray, Conditional]:
     """OFV (K,) and its individual contributions (K, N) for K parameter sets; eta0 (K, N, m) warm starts."""
     if method == "fo":
         zero = np.zeros_like(eta0)
-        h, g = evaluate_h(data, points, zero, with_g=True)
+        h, g, _ = evaluate_h(data, points, zero, order=1)
         r = _variances([p.sigma for p in points], h, data.model.sigma.kind)[0]
         omega_inv = np.stack([np.linalg.inv(p.omega) for p in points])
+        m = eta0.shape[-1]
         cond = Conditional(zero, h, g, r, _phi(data.dv[None], data.obs_mask[None], h, r, zero, omega_inv),
-                           np.ones(eta0.shape[:2], dtype=bool))
+                           np.ones(eta0.shape[:2], dtype=bool), np.zeros((*eta0.shape[:2], m, m)))
     else:
         cond = conditional_modes(data, points, eta0, interaction=method != "foce")
     per = individual_ofv(data, points, cond, method)

@@ -97,7 +97,7 @@ def search(data: EstimationData, space: ParameterSpace, method: str, start: Esti
     record(x0, ofv0, grad0)
 
     def callback(intermediate_result) -> None:
-        ofv, grad, x = fn.last
+        _ofv, grad, _x = fn.last
         record(intermediate_result.x, float(intermediate_result.fun), grad)
 
     result = minimize(fn.value_and_gradient, x0, jac=True, method="BFGS", callback=callback,

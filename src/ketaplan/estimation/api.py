@@ -1,0 +1,202 @@
+"""``ketaplan.estimate``: population estimates from a NONMEM-style dataset and a model file.
+
+    result = estimate("pheno.csv", "pheno.yaml", method="foce-i")
+    result.ofv, result.theta, result.omega, result.sigma, result.se, result.etas
+
+Methods: ``foce-i`` (FOCE with interaction, the default), ``foce``, ``fo``, ``laplace``. ``evaluate=True``
+computes the objective and the conditional ETAs at the given values without moving them (NONMEM's
+MAXEVAL=0). The objective is NONMEM's: -2 log L without the n log(2 pi) constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ketaplan.errors import InputError
+from ketaplan.estimation.covariance import CovarianceStep, covariance_step
+from ketaplan.estimation.data import EstimationData, population_model, prepare
+from ketaplan.estimation.objective import METHODS, objective
+from ketaplan.estimation.optimize import Iteration, search
+from ketaplan.estimation.parameters import Estimates, ParameterSpace
+from ketaplan.nonmem.predpp import PredppModel, load_model
+
+VARIANCE_FLOOR = 1e-6
+"""A variance estimated below this (or below 1e-4 of its initial value) is reported as gone to zero."""
+CORRELATION_LIMIT = 0.99
+
+
+@dataclass
+class EstimationResult:
+    """Everything an estimation run produced (see :meth:`to_json_dict` for the NONMEM-style names)."""
+
+    method: str
+    data: EstimationData
+    space: ParameterSpace
+    estimates: Estimates
+    ofv: float
+    converged: bool
+    message: str
+    evaluated_only: bool
+    iterations: list[Iteration]
+    evaluations: int
+    etas: np.ndarray  # (N, m) conditional modes (EBEs)
+    eta_sd: np.ndarray  # (N, m) from the inverse of phi's Hessian / 2
+    individual_ofv: np.ndarray  # (N,)
+    covariance: CovarianceStep | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_subjects(self) -> int:
+        return self.data.n_individuals
+
+    @property
+    def n_observations(self) -> int:
+        return self.data.n_observations
+
+    @property
+    def theta(self) -> dict[str, float]:
+        return dict(zip(self.space.theta_names(), map(float, self.estimates.theta), strict=True))
+
+    @property
+    def omega(self) -> dict[str, float]:
+        elements = self.data.model.omega.all_elements()
+        return {name: float(self.estimates.omega[i, j])
+                for name, (i, j) in zip(self.space.omega_names(elements), elements, strict=True)}
+
+    @property
+    def sigma(self) -> dict[str, float]:
+        order = self.data.model.sigma.order
+        return dict(zip(self.space.sigma_names(order), (float(self.estimates.sigma[k]) for k in order), strict=True))
+
+    @property
+    def se(self) -> dict[str, float]:
+        if self.covariance is None or self.covariance.se is None:
+            return {}
+        return dict(zip(self.covariance.names, map(float, self.covariance.se), strict=True))
+
+    def etas_frame(self) -> pd.DataFrame:
+        """ID, ETA1..ETAm, their SDs and each individual's objective contribution."""
+        frame = pd.DataFrame({"ID": self.data.ids})
+        for j in range(self.etas.shape[1]):
+            frame[f"ETA{j + 1}"] = self.etas[:, j]
+        for j in range(self.etas.shape[1]):
+            frame[f"ETA{j + 1}_SD"] = self.eta_sd[:, j]
+        frame["OFV"] = self.individual_ofv
+        return frame
+
+    def iterations_frame(self) -> pd.DataFrame:
+        rows = [{"ITERATION": it.iteration, "OFV": it.ofv, **it.parameters, "GRADIENT_MAX": it.gradient_norm,
+                 "EVALUATIONS": it.evaluations} for it in self.iterations]
+        return pd.DataFrame(rows)
+
+    def to_json_dict(self) -> dict:
+        """The estimates document: method, objective, convergence, sizes, THETA/OMEGA/SIGMA and SE by name."""
+        cov = self.covariance
+        return {
+            "method": self.method,
+            "ofv": self.ofv,
+            "objective": "-2 log L without the n log(2 pi) constant (NONMEM's convention)",
+            "converged": self.converged,
+            "message": self.message,
+            "evaluated_only": self.evaluated_only,
+            "iterations": len(self.iterations) - 1 if self.iterations else 0,
+            "objective_evaluations": self.evaluations,
+            "n_subjects": self.n_subjects,
+            "n_observations": self.n_observations,
+            "condition_number": cov.condition_number if cov is not None else None,
+            "theta": self.theta,
+            "omega": self.omega,
+            "sigma": self.sigma,
+            "se": self.se,
+            "rse_percent": dict(zip(cov.names, map(float, cov.rse_percent), strict=True))
+            if cov is not None and cov.rse_percent is not None else {},
+            "covariance_step": None if cov is None else ("ok" if cov.ok else cov.failure),
+            "warnings": list(self.warnings),
+        }
+
+
+def estimate(data: pd.DataFrame | str | Path, model: Mapping | str | Path | PredppModel, method: str = "foce-i",
+             evaluate: bool = False, covariance: bool = True,
+             on_iteration: Callable[[Iteration], None] | None = None) -> EstimationResult:
+    """Estimate THETA, OMEGA and SIGMA of ``model`` from ``data`` (a frame, or a CSV/Parquet path)."""
+    method = str(method).lower()
+    if method not in METHODS:
+        raise InputError("--method", method, f"allowed methods are {', '.join(METHODS)}")
+    pm = model if isinstance(model, PredppModel) else load_model(model)
+    popmodel = population_model(pm)
+    frame = _frame(data)
+    prepared = prepare(popmodel, frame)
+    space = ParameterSpace(popmodel)
+    start = space.initial()
+    if evaluate:
+        ofv, _per, cond = objective(prepared, [start], np.zeros((1, prepared.n_individuals, popmodel.n_eta)), method)
+        if not np.isfinite(ofv[0]):
+            raise InputError("initial estimates", "these values", "the objective cannot be computed there; check "
+                             "the THETA values and the model's expressions")
+        final, eta, value = start, cond.eta[0], float(ofv[0])
+        converged, message, iterations, evaluations = True, "evaluated at the given values (MAXEVAL=0)", [], 1
+    else:
+        found = search(prepared, space, method, start, on_iteration)
+        final, eta, value = found.estimates, found.eta, found.ofv
+        converged, message, iterations, evaluations = found.converged, found.message, found.iterations, \
+            found.evaluations
+    _ofv, per, cond = objective(prepared, [final], eta[None], method)
+    eta = cond.eta[0]
+    eta_sd = _eta_sd(cond.hessian[0]) if method != "fo" else np.zeros_like(eta)
+    cov = covariance_step(prepared, space, final, eta, method) if covariance else None
+    result = EstimationResult(method, prepared, space, final, value, converged, message, evaluate, iterations,
+                              evaluations, eta, eta_sd, per[0], cov)
+    result.warnings = _warnings(result, start)
+    return result
+
+
+def _frame(data: pd.DataFrame | str | Path) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    path = Path(data)
+    if path.suffix.lower() == ".parquet":
+        if not path.is_file():
+            raise InputError("DATA", str(data), "the dataset file does not exist")
+        return pd.read_parquet(path)
+    from ketaplan.nonmem.dataset import read_dataset
+
+    return read_dataset(path)
+
+
+def _eta_sd(hessian: np.ndarray) -> np.ndarray:
+    """SDs of the conditional ETA distribution: the diagonal of (Hessian of phi / 2)^-1 (phi is -2 log)."""
+    with np.errstate(all="ignore"):
+        cov = np.linalg.inv(hessian / 2)
+    return np.sqrt(np.clip(np.diagonal(cov, axis1=-2, axis2=-1), 0.0, None))
+
+
+def _warnings(result: EstimationResult, start: Estimates) -> list[str]:
+    out = []
+    if not result.converged:
+        out.append(f"The search did not converge ({result.message}); the estimates are the last values reached.")
+    for name in result.space.at_bound(result.estimates):
+        value = result.theta[name]
+        out.append(f"{name} is at a bound ({value:.4g}): the data push it to the limit the model allows.")
+    m = result.estimates.omega
+    for i in range(len(m)):
+        if m[i, i] < VARIANCE_FLOOR or m[i, i] < 1e-4 * start.omega[i, i]:
+            out.append(f"OMEGA({i + 1},{i + 1}) went to {m[i, i]:.2g}: the data do not support variability on "
+                       f"ETA({i + 1}); consider fixing it.")
+    for i in range(len(m)):
+        for j in range(i):
+            if m[i, j] != 0 and m[i, i] > 0 and m[j, j] > 0:
+                corr = m[i, j] / np.sqrt(m[i, i] * m[j, j])
+                if abs(corr) > CORRELATION_LIMIT:
+                    out.append(f"ETA({j + 1}) and ETA({i + 1}) are almost perfectly correlated ({corr:.3f}): one "
+                               "random effect may be enough.")
+    for kind, v in result.estimates.sigma.items():
+        if kind not in result.data.model.sigma.fixed and v < VARIANCE_FLOOR * 1e-3:
+            out.append(f"The {kind} residual variance went to {v:.2g}: that error component is not supported.")
+    if result.covariance is not None and not result.covariance.ok:
+        out.append(f"The covariance step failed: {result.covariance.failure}.")
+    return out
