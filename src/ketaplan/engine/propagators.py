@@ -54,6 +54,9 @@ class ModalPropagator:
     @staticmethod
     def decompose(k: np.ndarray) -> tuple[ModalPropagator, np.ndarray]:
         """Diagonalise K (S, n, n); returns the propagator and a mask of subjects it cannot serve."""
+        if k.shape[-1] == 1:  # one compartment: K is its own eigenvalue
+            ones = np.ones_like(k)
+            return ModalPropagator(k[..., 0].copy(), ones, ones.copy()), ~np.isfinite(k[:, 0, 0])
         lam, vec = np.linalg.eig(k)
         bad = np.any(np.abs(lam.imag) > 0, axis=-1)
         lam = lam.real

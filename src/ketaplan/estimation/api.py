@@ -20,7 +20,7 @@ import pandas as pd
 from ketaplan.errors import InputError
 from ketaplan.estimation.covariance import CovarianceStep, covariance_step
 from ketaplan.estimation.data import EstimationData, population_model, prepare
-from ketaplan.estimation.objective import METHODS, objective
+from ketaplan.estimation.objective import METHODS, information_hessian, objective
 from ketaplan.estimation.optimize import Iteration, search
 from ketaplan.estimation.parameters import Estimates, ParameterSpace
 from ketaplan.nonmem.predpp import PredppModel, load_model
@@ -147,7 +147,7 @@ def estimate(data: pd.DataFrame | str | Path, model: Mapping | str | Path | Pred
             found.evaluations
     _ofv, per, cond = objective(prepared, [final], eta[None], method)
     eta = cond.eta[0]
-    eta_sd = _eta_sd(cond.hessian[0]) if method != "fo" else np.zeros_like(eta)
+    eta_sd = _eta_sd(information_hessian(prepared, [final], cond)[0])
     cov = covariance_step(prepared, space, final, eta, method) if covariance else None
     result = EstimationResult(method, prepared, space, final, value, converged, message, evaluate, iterations,
                               evaluations, eta, eta_sd, per[0], cov)
@@ -168,10 +168,10 @@ def _frame(data: pd.DataFrame | str | Path) -> pd.DataFrame:
     return read_dataset(path)
 
 
-def _eta_sd(hessian: np.ndarray) -> np.ndarray:
-    """SDs of the conditional ETA distribution: the diagonal of (Hessian of phi / 2)^-1 (phi is -2 log)."""
+def _eta_sd(information: np.ndarray) -> np.ndarray:
+    """SDs of the conditional ETA distribution: the diagonal of (G' I G + Omega^-1)^-1, as NONMEM's FOCE."""
     with np.errstate(all="ignore"):
-        cov = np.linalg.inv(hessian / 2)
+        cov = np.linalg.inv(information)
     return np.sqrt(np.clip(np.diagonal(cov, axis1=-2, axis2=-1), 0.0, None))
 
 
