@@ -27,6 +27,57 @@ CONDITION_LIMIT = 1e7
 """Eigenvector condition number above which a subject is solved with matrix exponentials."""
 
 
+def _difference_of_products(a, d, b, c):
+    """a d - b c without cancellation (Dekker's exact products): for a two-compartment K this is
+    k10 k21, which the plain difference loses when k10 is far below k12."""
+    p1, e1 = _two_product(a, d)
+    p2, e2 = _two_product(b, c)
+    return (p1 - p2) + (e1 - e2)
+
+
+def _two_product(x, y):
+    p = x * y
+    xh, xl = _split(x)
+    yh, yl = _split(y)
+    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+
+
+def _split(x):
+    c = 134217729.0 * x  # 2^27 + 1
+    hi = c - (c - x)
+    return hi, x - hi
+
+
+def _eigen_2x2(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of a batch of real 2 x 2 matrices in closed form (LAPACK's per-matrix
+    overhead dominates for these); complex or repeated eigenvalues are marked for the matrix exponential.
+
+    The larger-magnitude eigenvalue comes from the quadratic formula without cancellation, the other from
+    the determinant; each eigenvector is taken from the row of K - lambda I that defines it best.
+    """
+    a, b, c, d = k[:, 0, 0], k[:, 0, 1], k[:, 1, 0], k[:, 1, 1]
+    half = 0.5 * (a - d)
+    disc = half * half + b * c
+    with np.errstate(all="ignore"):
+        root = np.sqrt(np.maximum(disc, 0.0))
+        mean = 0.5 * (a + d)
+        big = mean - np.where(mean >= 0, -1.0, 1.0) * root  # |big| = |mean| + root
+        det = _difference_of_products(a, d, b, c)
+        small = np.where(big != 0, det / big, 0.0)
+        lam = np.stack([small, big], axis=-1)
+        vec = np.empty_like(k)
+        for j in range(2):
+            lj = lam[:, j]
+            row1 = np.stack([b, lj - a], axis=-1)  # from (a - l) v1 + b v2 = 0
+            row2 = np.stack([lj - d, c], axis=-1)  # from c v1 + (d - l) v2 = 0
+            n1, n2 = np.hypot(*row1.T), np.hypot(*row2.T)
+            pick = np.where((n1 >= n2)[:, None], row1 / n1[:, None], row2 / n2[:, None])
+            vec[:, :, j] = pick
+    bad = ~(disc > 0) | ~np.isfinite(lam).all(axis=-1) | ~np.isfinite(vec).all(axis=(1, 2))
+    vec[bad] = np.eye(2)
+    return lam, vec, bad
+
+
 def phi1(lam: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """(exp(lam*tau) - 1) / lam, equal to tau where lam == 0, without cancellation."""
     nonzero = lam != 0
@@ -57,10 +108,13 @@ class ModalPropagator:
         if k.shape[-1] == 1:  # one compartment: K is its own eigenvalue
             ones = np.ones_like(k)
             return ModalPropagator(k[..., 0].copy(), ones, ones.copy()), ~np.isfinite(k[:, 0, 0])
-        lam, vec = np.linalg.eig(k)
-        bad = np.any(np.abs(lam.imag) > 0, axis=-1)
-        lam = lam.real
-        vec = vec.real
+        if k.shape[-1] == 2:
+            lam, vec, bad = _eigen_2x2(k)
+        else:
+            lam, vec = np.linalg.eig(k)
+            bad = np.any(np.abs(lam.imag) > 0, axis=-1)
+            lam = lam.real
+            vec = vec.real
         try:
             with np.errstate(all="ignore"):
                 inv = np.linalg.inv(vec)
