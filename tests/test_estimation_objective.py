@@ -104,3 +104,24 @@ def test_other_methods_are_finite_and_order_as_expected(pheno, method):
     assert np.isfinite(ofv[0]) and per.shape == (1, data.n_individuals)
     foce_i = objective(data, [est], np.zeros((1, data.n_individuals, 2)), "foce-i")[0][0]
     assert abs(ofv[0] - foce_i) < 15  # approximations of the same likelihood, not identical
+
+
+def test_time_varying_covariates_follow_the_record_rule_of_simulate_dataset():
+    """A weight that changes between records: predictions at ETA = 0 equal simulate-dataset's IPRED, which
+    applies NONMEM's rule (the record at the end of an interval sets the parameters over it)."""
+    from ketaplan.estimation.predictions import predict
+    from ketaplan.nonmem.simulate import simulate_dataset
+
+    frame = pd.read_csv(DATA / "pheno.csv").head(60).copy()
+    frame["WGT"] = frame["WGT"] * (1 + 0.01 * np.arange(len(frame)) % 7)
+    model = load_model(DATA / "pheno.yaml")
+    pop = population_model(model)
+    data = prepare(pop, frame)
+    assert not data.per_individual
+    est = ParameterSpace(pop).initial()
+    who = np.arange(data.n_individuals)
+    ours = predict(data, est.theta, np.zeros((len(who), 2)), who)
+    simulated = simulate_dataset(frame, model)["IPRED"].to_numpy()
+    expected = np.full(data.obs_rows.shape, np.nan)
+    expected[data.obs_mask] = simulated[data.obs_rows[data.obs_mask]]
+    np.testing.assert_allclose(ours[data.obs_mask], expected[data.obs_mask], rtol=1e-12)
