@@ -8,13 +8,11 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from ketaplan.cli.common import console, guarded, write_atomically
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
 
 clinic_app = typer.Typer(no_args_is_help=True, help="The clinic record: patients, consent, courses, levels, "
                                                     "pain diary, labs, forecast, export, erasure, backup.")
@@ -174,6 +172,7 @@ def record_infusion_command(code: str, course: int, start: str = typer.Option(..
     from ketaplan.course import store
     from ketaplan.regimen.events import DoseEvent, Regimen
     from ketaplan.regimen.safety import check_regimen
+    from ketaplan.regimen.units import Kind, parse
 
     rate_mg_h = parse(rate, Kind.RATE, "--rate")
     begin, finish = parse_when(start, "--start"), parse_when(end, "--end")
@@ -200,6 +199,7 @@ def add_level_command(code: str, at: str = typer.Option(...), analyte: str = typ
                       actor: str = ACTOR) -> None:
     """Record a measured drug level."""
     from ketaplan.course import store
+    from ketaplan.regimen.units import Kind, parse
 
     v = parse(value, Kind.MASS_CONCENTRATION, "--value") if value else None
     lq = parse(lloq, Kind.MASS_CONCENTRATION, "--lloq") if lloq else None
@@ -212,6 +212,8 @@ def add_level_command(code: str, at: str = typer.Option(...), analyte: str = typ
 @guarded
 def import_diary_command(code: str, csv: Path, db: str = DB, actor: str = ACTOR) -> None:
     """Import a pain diary (CSV with columns date [, time], nrs); all rows or none."""
+    import pandas as pd
+
     from ketaplan.course import store
 
     if not csv.is_file():

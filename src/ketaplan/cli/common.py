@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ketaplan.errors import InputError
 
@@ -51,20 +51,24 @@ def guarded(func: Callable) -> Callable:
 
     @wraps(func)
     def wrapper(*args, **kwargs):
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             return func(*args, **kwargs)
         except InputError as exc:
             err_console.print(f"error: {exc}", markup=False, highlight=False)
             raise typer.Exit(code=2) from None
-        except SQLAlchemyError as exc:  # no statement or values: they may hold personal data
+        except _database_errors() as exc:  # no statement or values: they may hold personal data
             err_console.print(f"error: database: the database could not be used ({type(exc).__name__}); check "
                               "--db, that the server runs and that `ketaplan clinic init` was run.", markup=False,
                               highlight=False)
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """SQLAlchemy's error class once SQLAlchemy is loaded; a command that never loaded it cannot raise one."""
+    module = sys.modules.get("sqlalchemy.exc")
+    return (module.SQLAlchemyError,) if module is not None else ()
 
 
 def check_output(path: Path | None, option: str, suffixes: tuple[str, ...]) -> None:
@@ -136,12 +140,13 @@ def parse_settings(items: list[str] | None) -> dict[str, float]:
 @contextmanager
 def progress(total: int, description: str) -> Iterator[Callable[[str], None]]:
     """A progress bar that appears only if the work takes more than a second."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console,
                    transient=True)
     task = bar.add_task(description, total=total)
     timer = threading.Timer(1.0, bar.start)
     timer.start()
-
 
     def step(label: str) -> None:
         bar.update(task, advance=1, description=label)

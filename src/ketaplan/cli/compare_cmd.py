@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, write_atomically
-from ketaplan.regimen.units import Kind, parse
 
 
 @guarded
@@ -27,8 +26,10 @@ def compare_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Compare routes (IV, oral, intranasal, sublingual, topical, ...) and forms (racemic, S-ketamine)."""
+    import numpy as np
+
     from ketaplan.planning.compare import compare
-    from ketaplan.report.figures import comparison_figure, save
+    from ketaplan.regimen.units import Kind, parse
     from ketaplan.simulation.patient import Patient
 
     check_output(plot, "--plot", (".png", ".svg"))
@@ -37,6 +38,8 @@ def compare_command(
                                    parse(dose, Kind.AMOUNT, "--dose"), basis, Patient(weight, age),
                                    parse(hours, Kind.DURATION, "--hours"), parse(iv_over, Kind.DURATION, "--iv-over"))
     if plot is not None:
+        from ketaplan.report.figures import comparison_figure, save
+
         fig = comparison_figure(curves, "concentration", f"Plasma parent drug, equal {basis}")
         write_atomically(plot, lambda p: save(fig, p))
     if as_json:
@@ -65,6 +68,6 @@ def compare_command(
 
 
 def _fmt(value, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return fmt.format(value)

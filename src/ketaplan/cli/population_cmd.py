@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, parse_settings, progress, write_atomically
 from ketaplan.cli.simulate_cmd import print_findings
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
 
 
 def parse_percentiles(text: str) -> tuple[float, ...]:
@@ -59,6 +58,7 @@ def population_command(
     from ketaplan.population.search import split_values
     from ketaplan.regimen.safety import check_plan
     from ketaplan.regimen.text import load_regimen
+    from ketaplan.regimen.units import Kind, parse
 
     check_output(out, "--out", (".parquet", ".csv"))
     check_output(bands, "--bands", (".parquet", ".csv"))
@@ -106,7 +106,7 @@ def population_command(
 
 
 def _json_value(v):
-    if isinstance(v, float) and not np.isfinite(v):
+    if isinstance(v, float) and not math.isfinite(v):
         return None
     return str(v)
 
@@ -199,6 +199,8 @@ def search_command(
                                               result.space.intervals_h[0]), model)
         write_atomically(report, lambda p: render_search_report(result, p, facts, spec))
     if as_json:
+        import numpy as np
+
         table = result.table.replace({np.inf: None, np.nan: None})
         typer.echo(json.dumps({"chosen": result.chosen_text, "table": table.to_dict(orient="records"),
                                "findings": [f.as_dict() for f in findings], "disclaimer": DISCLAIMER},
@@ -250,10 +252,10 @@ def print_tradeoffs(result, show: int) -> None:
 
 
 def _cell(v) -> str:
-    return "-" if v is None or not np.isfinite(v) else f"{v:.0%}"
+    return "-" if v is None or not math.isfinite(v) else f"{v:.0%}"
 
 
 def _days(v) -> str:
-    if v is None or np.isnan(v):
+    if v is None or math.isnan(v):
         return "-"
-    return "beyond" if np.isinf(v) else f"{v:.1f}"
+    return "beyond" if math.isinf(v) else f"{v:.1f}"

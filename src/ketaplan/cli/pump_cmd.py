@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from ketaplan.cli.common import DISCLAIMER, console, guarded, with_start_option
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
 
 MAX_ROWS = 60
 
@@ -32,6 +31,7 @@ def pump_command(
     """Pump settings for the IV infusions of a regimen, rounded to the pump increment."""
     from ketaplan.planning.pump import pump_plan
     from ketaplan.regimen.text import load_regimen
+    from ketaplan.regimen.units import Kind, parse
 
     if syringe is not None and bag is not None:
         raise InputError("--syringe/--bag", f"{syringe} and {bag}", "give a syringe or a bag, not both")
@@ -115,7 +115,7 @@ def _print(plan, reg, levels) -> None:
     for row in plan.per_course.itertuples():
         console.print(f"course {row.course}: {row.drug_mg:.1f} mg in {row.volume_ml:.1f} mL, "
                       f"{row.containers} {plan.container}{'s' if row.containers != 1 else ''}")
-    if np.isfinite(levels["planned_css"]):
+    if math.isfinite(levels["planned_css"]):
         change = 100 * (levels["delivered_css"] / levels["planned_css"] - 1) if levels["planned_css"] else 0.0
         console.print(f"Level at steady state ({levels['analyte']}): prescribed {levels['planned_css']:.1f} ng/mL, "
                       f"with the rounded rates {levels['delivered_css']:.1f} ng/mL ({change:+.2f} %)"

@@ -19,13 +19,12 @@ from ketaplan.cli.common import (
     write_atomically,
 )
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
 
 SEVERITY_STYLE = {"refused": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def print_summary(frame, title: str) -> None:
-    from ketaplan.report.html import COMPACT_LEGEND, summary_table
+    from ketaplan.report.summary_table import COMPACT_LEGEND, summary_table
 
     columns, rows = summary_table(frame, compact=True)
     counts = {sev: sum(f.severity == sev for f in frame.findings) for sev in ("refused", "warning", "info")}
@@ -116,6 +115,7 @@ def simulate_command(
     """Simulate a regimen: per-course levels, exposure, relief, next course due, and safety checks."""
     from ketaplan.planning.plan import simulate
     from ketaplan.regimen.text import load_regimen
+    from ketaplan.regimen.units import Kind, parse
 
     check_output(out, "--out", (".csv", ".parquet"))
     check_output(plot, "--plot", (".png", ".svg"))
