@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from ketaplan.cli.common import console, guarded, write_atomically
+from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
 
 clinic_app = typer.Typer(no_args_is_help=True, help="The clinic record: patients, consent, courses, levels, "
@@ -283,14 +283,13 @@ def show_command(code: str, db: str = DB) -> None:
         console.print(f"[bold]{p.code}[/]: born {p.birth_year}, {p.sex}, {p.diagnosis}; {store.latest_weight(p):g} kg; "
                       f"{p.drug}; baseline pain {p.baseline_pain if p.baseline_pain is not None else '-'}",
                       highlight=False)
-        t = Table(title="Courses")
-        for col in ("#", "planned", "status", "given", "mg"):
-            t.add_column(col)
+        rows = []
         for c in p.courses:
-            given = ", ".join(f"{i.start:%Y-%m-%d %H:%M}-{i.end:%m-%d %H:%M} {i.rate_mg_h:g} mg/h" for i in c.infusions)
+            given = "\n".join(f"{i.start:%Y-%m-%d %H:%M}-{i.end:%m-%d %H:%M} {i.rate_mg_h:g} mg/h" for i in c.infusions)
             mg = sum(i.rate_mg_h * (i.end - i.start).total_seconds() / 3600 for i in c.infusions)
-            t.add_row(str(c.number), c.planned_regimen, c.status, given or "-", f"{mg:.0f}")
-        console.print(t)
+            rows.append([str(c.number), c.status, f"{mg:.0f}", c.planned_regimen, given or "-"])
+        print_table("Courses", [Column("#"), Column("status", "left"), Column("mg\ngiven"),
+                                Column("planned", "left", text=True), Column("given", "left", text=True)], rows)
         console.print(f"{len(entries)} pain diary entries", highlight=False)
     print_forecast(fc)
     for a in alerts:
@@ -322,16 +321,15 @@ def list_command(db: str = DB) -> None:
     from ketaplan.course.forecast import cached_forecast
     from ketaplan.course.schema import Patient
 
-    t = Table(title="Patients")
-    for col in ("code", "diagnosis", "next course due", "alerts"):
-        t.add_column(col)
+    rows = []
     with _session(db) as s:
         for p in s.scalars(select(Patient).order_by(Patient.code)).all():
             fc = cached_forecast(s, p)
             due = fc.get("next_due", [None, None, None])[1] if fc.get("status") == "ok" else None
             alerts = patient_alerts(s, p, fc, store.now())
-            t.add_row(p.code, p.diagnosis, due[:10] if due else "-", "; ".join(a.message for a in alerts) or "-")
-    console.print(t)
+            rows.append([p.code, due[:10] if due else "-", p.diagnosis, "; ".join(a.message for a in alerts) or "-"])
+    print_table("Patients", [Column("code", "left"), Column("next course\ndue", "left"),
+                             Column("diagnosis", "left", text=True), Column("alerts", "left", text=True)], rows)
 
 
 @clinic_app.command("export")

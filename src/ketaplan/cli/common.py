@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
 import os
 import re
 import sys
@@ -63,6 +66,34 @@ def guarded(func: Callable) -> Callable:
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+JSON_DIGITS = 12
+"""Significant digits of every number in ``--json`` output: no float noise (0.9999999999999999 is 1), and
+far more than any measurement or model parameter has, so a document read back gives the same plan."""
+
+
+def echo_json(document: object) -> None:
+    """Print a ``--json`` document: numbers through :func:`json_number`, dates and other objects as text."""
+    typer.echo(json.dumps(json_ready(document), indent=2, default=str))
+
+
+def json_ready(value: object) -> object:
+    """``value`` with every number (NumPy's too) made plain JSON by :func:`json_number`, at any depth."""
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # a NumPy scalar or array
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return json_number(float(value))
+    return value
+
+
+def json_number(x: float) -> float | None:
+    """``x`` rounded to :data:`JSON_DIGITS` significant digits; ``None`` (JSON null) for NaN and infinity."""
+    return float(f"{x:.{JSON_DIGITS}g}") if math.isfinite(x) else None
 
 
 def _database_errors() -> tuple[type[Exception], ...]:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, parse_start, progress, write_atomically
+from ketaplan.cli.common import (
+    DISCLAIMER,
+    check_output,
+    console,
+    echo_json,
+    guarded,
+    parse_start,
+    progress,
+    write_atomically,
+)
+from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
 
 
@@ -68,8 +76,8 @@ def fit_command(
 
         write_atomically(report, lambda p: render_fit_report(fits, followups, p, when, relief_threshold, shrink))
     if as_json:
-        typer.echo(json.dumps({"patients": [_json(f, fu, when) for f, fu in zip(fits, followups, strict=True)],
-                               "population_shrinkage": shrink, "disclaimer": DISCLAIMER}, indent=2, default=str))
+        echo_json({"patients": [_json(f, fu, when) for f, fu in zip(fits, followups, strict=True)],
+                   "population_shrinkage": shrink, "disclaimer": DISCLAIMER})
         return
     for f, fu in zip(fits, followups, strict=True):
         print_fit(f, fu, when)
@@ -86,13 +94,11 @@ def print_fit(f, fu, start: datetime | None) -> None:
     from ketaplan.simulation.summary import when_text
 
     est = f.estimate
-    t = Table(title=f"{f.case.label}: individual estimates (MAP) beside the population values", pad_edge=False)
-    for col in ("parameter", "unit", "population", "individual", "90 % interval", "shrinkage"):
-        t.add_column(col, justify="left" if col in ("parameter", "unit") else "right")
-    for _, r in est.table().iterrows():
-        t.add_row(r["parameter"], r["unit"], f"{r['population']:.4g}", f"{r['individual']:.4g}",
-                  f"{r['p5']:.4g} - {r['p95']:.4g}", f"{r['shrinkage']:.0%}")
-    console.print(t)
+    rows = [[r["parameter"], r["unit"], f"{r['population']:.4g}", f"{r['individual']:.4g}",
+             f"{r['p5']:.4g} - {r['p95']:.4g}", f"{r['shrinkage']:.0%}"] for _, r in est.table().iterrows()]
+    print_table(f"{f.case.label}: individual estimates (MAP) beside the population values",
+                [Column("parameter", "left"), Column("unit", "left"), Column("population"), Column("individual"),
+                 Column("90 % interval"), Column("shrinkage")], rows)
     obs = est.problem.observations
     console.print(f"{len(obs)} observations ({int(obs.is_score.sum())} pain scores, {int(obs.blq.sum())} below "
                   f"LLOQ); objective {est.objective:.2f}; {est.evaluations} model evaluations"

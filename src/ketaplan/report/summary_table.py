@@ -18,9 +18,10 @@ SUMMARY_COLUMNS = [
     ("relief at end", "relief", "relief_at_end", "{:.0%}"), ("relief lasts (days)", "lasts d", "relief_days", "{:.0f}"),
     ("next course due", "next due", "next_course_due_h", "date"),
 ]
-COMPACT_LEGEND = ("# course; mg dose; Cmax, Css (average steady state) in ng/mL; AUC in ng·h/mL; h>analg and h>psych: "
-                  "hours above the analgesic and psychotomimetic thresholds; NK norketamine; relief: predicted relief "
-                  "at the end of the course (responder); lasts d: days until relief falls below the threshold.")
+COMPACT_LEGEND = ("# course; start, end, next due: dates, or dN for day N from the first dose; mg dose; Cmax, Css "
+                  "(average steady state) in ng/mL; AUC in ng·h/mL; h>analg and h>psych: hours above the analgesic "
+                  "and psychotomimetic thresholds; NK norketamine; relief: predicted relief at the end of the course "
+                  "(responder); lasts d: days until relief falls below the threshold.")
 
 
 def summary_table(frame, compact: bool = False) -> tuple[list[str], list[list[str]]]:
