@@ -5,12 +5,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from datetime import datetime
 from pathlib import Path
 
 import typer
 
-from ketaplan.cli.common import console, guarded, write_atomically
+from ketaplan.cli.common import console, guarded, parse_when, write_atomically
 from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
 
@@ -31,16 +30,6 @@ def _engine(db: str | None, initialised: bool = True):
 
 def _actor(name: str | None) -> str:
     return (name or os.environ.get("KETAPLAN_USER") or getpass.getuser()).strip()
-
-
-def parse_when(text: str, field: str) -> datetime:
-    """'2026-03-01' or '2026-03-01 08:30'."""
-    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text.strip(), fmt)
-        except ValueError:
-            continue
-    raise InputError(field, text, "a date as YYYY-MM-DD or YYYY-MM-DD HH:MM")
 
 
 def _session(db):
@@ -201,6 +190,9 @@ def add_level_command(code: str, at: str = typer.Option(...), analyte: str = typ
     from ketaplan.course import store
     from ketaplan.regimen.units import Kind, parse
 
+    if blq and value:
+        raise InputError("--value", value, "a level below the limit of quantification (--blq) has no value; give the "
+                         "limit with --lloq")
     v = parse(value, Kind.MASS_CONCENTRATION, "--value") if value else None
     lq = parse(lloq, Kind.MASS_CONCENTRATION, "--lloq") if lloq else None
     with _session(db) as s:

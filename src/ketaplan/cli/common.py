@@ -29,6 +29,8 @@ DISCLAIMER = ("Decision support for clinicians and researchers, not a prescripti
 
 QUANTITY_OPTIONS = ("--concentration", "--syringe", "--bag", "--pump-increment", "--until", "--max-hang", "--dose",
                     "--iv-over", "--hours", "--target-level", "--target-relief")
+NEGATIVE_NUMBER = re.compile(r"^-(\d|\.\d)")
+"""A word that starts with a negative number, such as '-20 mg/h IV for 5 d' or '-80'."""
 _BARE_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
 _UNIT_WORD = re.compile(r"^[a-zA-Zµμ%][\w/µμ%.*()^-]*$")
 
@@ -144,14 +146,26 @@ def with_start_option(regimen, text: str | None):
 
 
 def parse_start(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text.strip(), fmt)
-        except ValueError:
-            continue
-    raise InputError("--start", text, "use YYYY-MM-DD HH:MM (for example '2026-12-01 09:00')")
+    """``--start``: a date and an optional clock time, or None when not given."""
+    return None if text is None else parse_when(text, "--start")
+
+
+def parse_when(text: str, field: str) -> datetime:
+    """'2026-03-01' or '2026-03-01 08:30'; the sentence names the clock time when only the time is wrong."""
+    day, _, clock = text.strip().partition(" ")
+    try:
+        when = datetime.strptime(day, "%Y-%m-%d")
+    except ValueError:
+        raise InputError(field, text, "a date as YYYY-MM-DD or YYYY-MM-DD HH:MM (for example '2026-12-01 09:00')") \
+            from None
+    if not clock.strip():
+        return when
+    try:
+        time = datetime.strptime(clock.strip(), "%H:%M")
+    except ValueError:
+        raise InputError(field, text, f"the clock time '{clock.strip()}' is not a time from 00:00 to 23:59 (HH:MM)") \
+            from None
+    return when.replace(hour=time.hour, minute=time.minute)
 
 
 def parse_settings(items: list[str] | None) -> dict[str, float]:

@@ -74,6 +74,9 @@ def population_command(
     qs = parse_percentiles(percentiles)
     reg = load_regimen(regimen)
     table = read_covariates(covariates) if covariates is not None else None
+    if table is not None and table.empty:
+        raise InputError("--covariates", str(covariates), "the file has a header but no patients; give one row per "
+                         "patient")
     weight = float(table["weight"].median()) if table is not None else typical_weight()
     findings = check_plan(reg, weight, force)
     horizon = parse(until, Kind.DURATION, "--until") if until else None
