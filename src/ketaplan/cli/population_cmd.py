@@ -131,7 +131,7 @@ def long_bands(result):
 
 
 def print_population(result, label: str) -> None:
-    from ketaplan.report.population_report import headline_facts, subject_quantile_rows
+    from ketaplan.report.population_tables import headline_facts, subject_quantile_rows
 
     print_table(f"{label} - {result.summary['n']:,} virtual patients",
                 [Column("", "left"), Column("", "left", text=True)], [list(f) for f in headline_facts(result)],
