@@ -13,7 +13,7 @@ import ketaplan
 PACKAGE = Path(ketaplan.__file__).parent
 
 LAYERS = (
-    ("errors", "_lazy"),
+    ("errors", "_lazy", "_data"),
     ("regimen",),
     ("models",),
     ("engine",),

@@ -21,7 +21,7 @@ from ketaplan.cli import (
     serve_cmd,
     simulate_cmd,
 )
-from ketaplan.cli.common import join_quantity_arguments
+from ketaplan.cli.common import NEGATIVE_NUMBER, join_quantity_arguments
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ketaplan: plan, simulate and follow ketamine therapy for refractory neuropathic pain.")
@@ -41,7 +41,37 @@ app.add_typer(clinic_cmd.clinic_app, name="clinic")
 
 def main() -> None:
     """Entry point of the ``ketaplan`` script."""
-    app(args=join_quantity_arguments(sys.argv[1:]), prog_name="ketaplan")
+    app(args=negative_arguments_last(join_quantity_arguments(sys.argv[1:])), prog_name="ketaplan")
+
+
+def negative_arguments_last(args: list[str]) -> list[str]:
+    """The arguments with the positional ones after '--' when one starts with a minus ('-20 mg/h IV for 5 d').
+
+    The option parser takes such a word for an unknown option; after '--' it reaches the command, which
+    refuses a negative dose, weight or course in one sentence naming the field. Options keep their
+    values and order; an unknown option stays where the parser reports it.
+    """
+    if "--" in args or not any(NEGATIVE_NUMBER.match(a) for a in args):
+        return args
+    command, path, rest = typer.main.get_command(app), [], list(args)
+    while rest and hasattr(command, "commands") and rest[0] in command.commands:
+        command = command.commands[rest[0]]
+        path.append(rest.pop(0))
+    takes_value = {name: not (p.is_flag or p.count) for p in command.params if p.param_type_name == "option"
+                   for name in (*p.opts, *p.secondary_opts)}
+    options, positionals = [], []
+    while rest:
+        word = rest.pop(0)
+        name = word.partition("=")[0]
+        if name in takes_value:
+            options.append(word)
+            if takes_value[name] and "=" not in word and rest:
+                options.append(rest.pop(0))
+        elif word.startswith("-") and len(word) > 1 and not NEGATIVE_NUMBER.match(word):
+            options.append(word)
+        else:
+            positionals.append(word)
+    return [*path, *options, "--", *positionals]
 
 
 if __name__ == "__main__":

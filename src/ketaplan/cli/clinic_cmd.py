@@ -5,16 +5,13 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
 import typer
-from rich.table import Table
 
-from ketaplan.cli.common import console, guarded, write_atomically
+from ketaplan.cli.common import console, guarded, parse_when, write_atomically
+from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
 
 clinic_app = typer.Typer(no_args_is_help=True, help="The clinic record: patients, consent, courses, levels, "
                                                     "pain diary, labs, forecast, export, erasure, backup.")
@@ -33,16 +30,6 @@ def _engine(db: str | None, initialised: bool = True):
 
 def _actor(name: str | None) -> str:
     return (name or os.environ.get("KETAPLAN_USER") or getpass.getuser()).strip()
-
-
-def parse_when(text: str, field: str) -> datetime:
-    """'2026-03-01' or '2026-03-01 08:30'."""
-    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text.strip(), fmt)
-        except ValueError:
-            continue
-    raise InputError(field, text, "a date as YYYY-MM-DD or YYYY-MM-DD HH:MM")
 
 
 def _session(db):
@@ -174,6 +161,7 @@ def record_infusion_command(code: str, course: int, start: str = typer.Option(..
     from ketaplan.course import store
     from ketaplan.regimen.events import DoseEvent, Regimen
     from ketaplan.regimen.safety import check_regimen
+    from ketaplan.regimen.units import Kind, parse
 
     rate_mg_h = parse(rate, Kind.RATE, "--rate")
     begin, finish = parse_when(start, "--start"), parse_when(end, "--end")
@@ -200,7 +188,11 @@ def add_level_command(code: str, at: str = typer.Option(...), analyte: str = typ
                       actor: str = ACTOR) -> None:
     """Record a measured drug level."""
     from ketaplan.course import store
+    from ketaplan.regimen.units import Kind, parse
 
+    if blq and value:
+        raise InputError("--value", value, "a level below the limit of quantification (--blq) has no value; give the "
+                         "limit with --lloq")
     v = parse(value, Kind.MASS_CONCENTRATION, "--value") if value else None
     lq = parse(lloq, Kind.MASS_CONCENTRATION, "--lloq") if lloq else None
     with _session(db) as s:
@@ -212,6 +204,8 @@ def add_level_command(code: str, at: str = typer.Option(...), analyte: str = typ
 @guarded
 def import_diary_command(code: str, csv: Path, db: str = DB, actor: str = ACTOR) -> None:
     """Import a pain diary (CSV with columns date [, time], nrs); all rows or none."""
+    import pandas as pd
+
     from ketaplan.course import store
 
     if not csv.is_file():
@@ -281,14 +275,13 @@ def show_command(code: str, db: str = DB) -> None:
         console.print(f"[bold]{p.code}[/]: born {p.birth_year}, {p.sex}, {p.diagnosis}; {store.latest_weight(p):g} kg; "
                       f"{p.drug}; baseline pain {p.baseline_pain if p.baseline_pain is not None else '-'}",
                       highlight=False)
-        t = Table(title="Courses")
-        for col in ("#", "planned", "status", "given", "mg"):
-            t.add_column(col)
+        rows = []
         for c in p.courses:
-            given = ", ".join(f"{i.start:%Y-%m-%d %H:%M}-{i.end:%m-%d %H:%M} {i.rate_mg_h:g} mg/h" for i in c.infusions)
+            given = "\n".join(f"{i.start:%Y-%m-%d %H:%M}-{i.end:%m-%d %H:%M} {i.rate_mg_h:g} mg/h" for i in c.infusions)
             mg = sum(i.rate_mg_h * (i.end - i.start).total_seconds() / 3600 for i in c.infusions)
-            t.add_row(str(c.number), c.planned_regimen, c.status, given or "-", f"{mg:.0f}")
-        console.print(t)
+            rows.append([str(c.number), c.status, f"{mg:.0f}", c.planned_regimen, given or "-"])
+        print_table("Courses", [Column("#"), Column("status", "left"), Column("mg\ngiven"),
+                                Column("planned", "left", text=True), Column("given", "left", text=True)], rows)
         console.print(f"{len(entries)} pain diary entries", highlight=False)
     print_forecast(fc)
     for a in alerts:
@@ -320,16 +313,15 @@ def list_command(db: str = DB) -> None:
     from ketaplan.course.forecast import cached_forecast
     from ketaplan.course.schema import Patient
 
-    t = Table(title="Patients")
-    for col in ("code", "diagnosis", "next course due", "alerts"):
-        t.add_column(col)
+    rows = []
     with _session(db) as s:
         for p in s.scalars(select(Patient).order_by(Patient.code)).all():
             fc = cached_forecast(s, p)
             due = fc.get("next_due", [None, None, None])[1] if fc.get("status") == "ok" else None
             alerts = patient_alerts(s, p, fc, store.now())
-            t.add_row(p.code, p.diagnosis, due[:10] if due else "-", "; ".join(a.message for a in alerts) or "-")
-    console.print(t)
+            rows.append([p.code, due[:10] if due else "-", p.diagnosis, "; ".join(a.message for a in alerts) or "-"])
+    print_table("Patients", [Column("code", "left"), Column("next course\ndue", "left"),
+                             Column("diagnosis", "left", text=True), Column("alerts", "left", text=True)], rows)
 
 
 @clinic_app.command("export")

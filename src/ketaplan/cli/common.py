@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
+import numbers
 import os
 import re
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -14,7 +18,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ketaplan.errors import InputError
 
@@ -26,6 +29,8 @@ DISCLAIMER = ("Decision support for clinicians and researchers, not a prescripti
 
 QUANTITY_OPTIONS = ("--concentration", "--syringe", "--bag", "--pump-increment", "--until", "--max-hang", "--dose",
                     "--iv-over", "--hours", "--target-level", "--target-relief")
+NEGATIVE_NUMBER = re.compile(r"^-(\d|\.\d)")
+"""A word that starts with a negative number, such as '-20 mg/h IV for 5 d' or '-80'."""
 _BARE_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
 _UNIT_WORD = re.compile(r"^[a-zA-Zµμ%][\w/µμ%.*()^-]*$")
 
@@ -51,20 +56,52 @@ def guarded(func: Callable) -> Callable:
 
     @wraps(func)
     def wrapper(*args, **kwargs):
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             return func(*args, **kwargs)
         except InputError as exc:
             err_console.print(f"error: {exc}", markup=False, highlight=False)
             raise typer.Exit(code=2) from None
-        except SQLAlchemyError as exc:  # no statement or values: they may hold personal data
+        except _database_errors() as exc:  # no statement or values: they may hold personal data
             err_console.print(f"error: database: the database could not be used ({type(exc).__name__}); check "
                               "--db, that the server runs and that `ketaplan clinic init` was run.", markup=False,
                               highlight=False)
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+JSON_DIGITS = 12
+"""Significant digits of every number in ``--json`` output: no float noise (0.9999999999999999 is 1), and
+far more than any measurement or model parameter has, so a document read back gives the same plan."""
+
+
+def echo_json(document: object) -> None:
+    """Print a ``--json`` document: numbers through :func:`json_number`, dates and other objects as text."""
+    typer.echo(json.dumps(json_ready(document), indent=2, default=str))
+
+
+def json_ready(value: object) -> object:
+    """``value`` with every number (NumPy's too) made plain JSON by :func:`json_number`, at any depth."""
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # a NumPy scalar or array
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return json_number(float(value))
+    return value
+
+
+def json_number(x: float) -> float | None:
+    """``x`` rounded to :data:`JSON_DIGITS` significant digits; ``None`` (JSON null) for NaN and infinity."""
+    return float(f"{x:.{JSON_DIGITS}g}") if math.isfinite(x) else None
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """SQLAlchemy's error class once SQLAlchemy is loaded; a command that never loaded it cannot raise one."""
+    module = sys.modules.get("sqlalchemy.exc")
+    return (module.SQLAlchemyError,) if module is not None else ()
 
 
 def check_output(path: Path | None, option: str, suffixes: tuple[str, ...]) -> None:
@@ -109,14 +146,26 @@ def with_start_option(regimen, text: str | None):
 
 
 def parse_start(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text.strip(), fmt)
-        except ValueError:
-            continue
-    raise InputError("--start", text, "use YYYY-MM-DD HH:MM (for example '2026-12-01 09:00')")
+    """``--start``: a date and an optional clock time, or None when not given."""
+    return None if text is None else parse_when(text, "--start")
+
+
+def parse_when(text: str, field: str) -> datetime:
+    """'2026-03-01' or '2026-03-01 08:30'; the sentence names the clock time when only the time is wrong."""
+    day, _, clock = text.strip().partition(" ")
+    try:
+        when = datetime.strptime(day, "%Y-%m-%d")
+    except ValueError:
+        raise InputError(field, text, "a date as YYYY-MM-DD or YYYY-MM-DD HH:MM (for example '2026-12-01 09:00')") \
+            from None
+    if not clock.strip():
+        return when
+    try:
+        time = datetime.strptime(clock.strip(), "%H:%M")
+    except ValueError:
+        raise InputError(field, text, f"the clock time '{clock.strip()}' is not a time from 00:00 to 23:59 (HH:MM)") \
+            from None
+    return when.replace(hour=time.hour, minute=time.minute)
 
 
 def parse_settings(items: list[str] | None) -> dict[str, float]:
@@ -136,12 +185,13 @@ def parse_settings(items: list[str] | None) -> dict[str, float]:
 @contextmanager
 def progress(total: int, description: str) -> Iterator[Callable[[str], None]]:
     """A progress bar that appears only if the work takes more than a second."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console,
                    transient=True)
     task = bar.add_task(description, total=total)
     timer = threading.Timer(1.0, bar.start)
     timer.start()
-
 
     def step(label: str) -> None:
         bar.update(task, advance=1, description=label)

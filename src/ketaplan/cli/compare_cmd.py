@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
-import numpy as np
 import typer
-from rich.table import Table
 
-from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, write_atomically
-from ketaplan.regimen.units import Kind, parse
+from ketaplan.cli.common import DISCLAIMER, check_output, console, echo_json, guarded, write_atomically
+from ketaplan.cli.tables import Column, print_table
 
 
 @guarded
@@ -28,7 +26,7 @@ def compare_command(
 ) -> None:
     """Compare routes (IV, oral, intranasal, sublingual, topical, ...) and forms (racemic, S-ketamine)."""
     from ketaplan.planning.compare import compare
-    from ketaplan.report.figures import comparison_figure, save
+    from ketaplan.regimen.units import Kind, parse
     from ketaplan.simulation.patient import Patient
 
     check_output(plot, "--plot", (".png", ".svg"))
@@ -37,26 +35,17 @@ def compare_command(
                                    parse(dose, Kind.AMOUNT, "--dose"), basis, Patient(weight, age),
                                    parse(hours, Kind.DURATION, "--hours"), parse(iv_over, Kind.DURATION, "--iv-over"))
     if plot is not None:
+        from ketaplan.report.figures import comparison_figure, save
+
         fig = comparison_figure(curves, "concentration", f"Plasma parent drug, equal {basis}")
         write_atomically(plot, lambda p: save(fig, p))
     if as_json:
-        typer.echo(json.dumps({"rows": table.replace({np.nan: None}).to_dict(orient="records"), "notes": notes,
-                               "disclaimer": DISCLAIMER}, indent=2))
+        echo_json({"rows": table.to_dict(orient="records"), "notes": notes, "disclaimer": DISCLAIMER})
         return
-    t = Table(title=f"Routes and forms at equal {basis}")
-    cols = [("form", "form", "{}"), ("route", "route", "{}"), ("dose mg", "dose_mg", "{:.3g}"),
-            ("systemic F", "systemic_F", "{:.0%}"), ("Cmax ng/mL", "cmax_ng_ml", "{:.1f}"),
-            ("Tmax h", "tmax_h", "{:.2f}"),
-            ("AUC ng·h/mL", "auc_ng_h_ml", "{:.0f}"), ("potency-eq. AUC", "potency_equivalent_auc", "{:.0f}"),
-            ("h > analgesia", "hours_above_analgesia", "{:.2f}"),
-            ("h > psychotomimetic", "hours_above_psychotomimetic", "{:.2f}"),
-            ("norketamine AUC", "norketamine_auc_ng_h_ml", "{:.0f}")]
-    cols = [c for c in cols if c[1] in table]
-    for title, _, _ in cols:
-        t.add_column(title, justify="right")
-    for _, row in table.iterrows():
-        t.add_row(*[_fmt(row.get(key), fmt) for _, key, fmt in cols])
-    console.print(t)
+    cols = [c for c in COMPARE_COLUMNS if c[1] in table]
+    rows = [[_fmt(row.get(key), fmt) for _, key, fmt in cols] for _, row in table.iterrows()]
+    print_table(f"Routes and forms at equal {basis}", [Column(title, "left" if i < 2 else "right")
+                                                       for i, (title, _, _) in enumerate(cols)], rows, key=2)
     for n in notes:
         console.print(f"note: {n}", highlight=False)
     console.print(DISCLAIMER)
@@ -64,7 +53,17 @@ def compare_command(
         console.print(f"wrote {plot}")
 
 
+COMPARE_COLUMNS = [("form", "form", "{}"), ("route", "route", "{}"), ("dose\nmg", "dose_mg", "{:.3g}"),
+                   ("systemic\nF", "systemic_F", "{:.0%}"), ("Cmax\nng/mL", "cmax_ng_ml", "{:.1f}"),
+                   ("Tmax\nh", "tmax_h", "{:.2f}"), ("AUC\nng·h/mL", "auc_ng_h_ml", "{:.0f}"),
+                   ("potency-eq.\nAUC", "potency_equivalent_auc", "{:.0f}"),
+                   ("h above\nanalgesia", "hours_above_analgesia", "{:.2f}"),
+                   ("h above\npsychotomimetic", "hours_above_psychotomimetic", "{:.2f}"),
+                   ("norketamine\nAUC", "norketamine_auc_ng_h_ml", "{:.0f}")]
+"""Header, field and format of each column of the comparison table."""
+
+
 def _fmt(value, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return fmt.format(value)

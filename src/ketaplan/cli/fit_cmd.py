@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import math
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import typer
-from rich.table import Table
 
-from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, parse_start, progress, write_atomically
+from ketaplan.cli.common import (
+    DISCLAIMER,
+    check_output,
+    console,
+    echo_json,
+    guarded,
+    parse_start,
+    progress,
+    write_atomically,
+)
+from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
-from ketaplan.simulation.summary import when_text
 
 
 @guarded
@@ -40,6 +45,7 @@ def fit_command(
     from ketaplan.individualize.dataset import fit_cases
     from ketaplan.nonmem.dataset import read_dataset
     from ketaplan.planning.next_course import follow_up
+    from ketaplan.regimen.units import Kind, parse
 
     check_output(out, "--out", (".csv", ".parquet"))
     check_output(report, "--report", (".html",))
@@ -59,6 +65,8 @@ def fit_command(
                              if case.model is not None else None)
             step(case.label)
     if out is not None:
+        import pandas as pd
+
         table = pd.DataFrame([f.row() for f in fits])
         write_atomically(out, (lambda p: table.to_parquet(p, index=False)) if out.suffix == ".parquet"
                          else (lambda p: table.to_csv(p, index=False)))
@@ -68,8 +76,8 @@ def fit_command(
 
         write_atomically(report, lambda p: render_fit_report(fits, followups, p, when, relief_threshold, shrink))
     if as_json:
-        typer.echo(json.dumps({"patients": [_json(f, fu, when) for f, fu in zip(fits, followups, strict=True)],
-                               "population_shrinkage": shrink, "disclaimer": DISCLAIMER}, indent=2, default=str))
+        echo_json({"patients": [_json(f, fu, when) for f, fu in zip(fits, followups, strict=True)],
+                   "population_shrinkage": shrink, "disclaimer": DISCLAIMER})
         return
     for f, fu in zip(fits, followups, strict=True):
         print_fit(f, fu, when)
@@ -83,14 +91,14 @@ def fit_command(
 
 
 def print_fit(f, fu, start: datetime | None) -> None:
+    from ketaplan.simulation.summary import when_text
+
     est = f.estimate
-    t = Table(title=f"{f.case.label}: individual estimates (MAP) beside the population values", pad_edge=False)
-    for col in ("parameter", "unit", "population", "individual", "90 % interval", "shrinkage"):
-        t.add_column(col, justify="left" if col in ("parameter", "unit") else "right")
-    for _, r in est.table().iterrows():
-        t.add_row(r["parameter"], r["unit"], f"{r['population']:.4g}", f"{r['individual']:.4g}",
-                  f"{r['p5']:.4g} - {r['p95']:.4g}", f"{r['shrinkage']:.0%}")
-    console.print(t)
+    rows = [[r["parameter"], r["unit"], f"{r['population']:.4g}", f"{r['individual']:.4g}",
+             f"{r['p5']:.4g} - {r['p95']:.4g}", f"{r['shrinkage']:.0%}"] for _, r in est.table().iterrows()]
+    print_table(f"{f.case.label}: individual estimates (MAP) beside the population values",
+                [Column("parameter", "left"), Column("unit", "left"), Column("population"), Column("individual"),
+                 Column("90 % interval"), Column("shrinkage")], rows)
     obs = est.problem.observations
     console.print(f"{len(obs)} observations ({int(obs.is_score.sum())} pain scores, {int(obs.blq.sum())} below "
                   f"LLOQ); objective {est.objective:.2f}; {est.evaluations} model evaluations"
@@ -106,7 +114,7 @@ def print_fit(f, fu, start: datetime | None) -> None:
     if nc is not None:
         lo, mid, hi = nc.relief_days
         console.print(f"Relief after the last course lasts {mid:.0f} days (90 % interval {lo:.0f}-"
-                      f"{'beyond' if not np.isfinite(hi) else f'{hi:.0f}'}); next course due "
+                      f"{'beyond' if not math.isfinite(hi) else f'{hi:.0f}'}); next course due "
                       f"[bold]{when_text(nc.due_h[1], start)}[/] (90 %: {when_text(nc.due_h[0], start)} to "
                       f"{when_text(nc.due_h[2], start)}).", highlight=False)
     if fu.rate is not None:
@@ -134,6 +142,8 @@ def print_fit(f, fu, start: datetime | None) -> None:
 
 
 def _json(f, fu, start) -> dict:
+    from ketaplan.simulation.summary import when_text
+
     est = f.estimate
     out = {"id": f.case.id, "estimates": est.table().to_dict(orient="records"), "objective": est.objective,
            "evaluations": est.evaluations, "warnings": f.warnings, "p_responder": f.p_responder,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from ketaplan.cli.common import console, guarded
+from ketaplan.cli.common import console, echo_json, guarded
+from ketaplan.cli.tables import Column, print_table
 
 models_app = typer.Typer(no_args_is_help=True, help="The model library: published PK/PD models with citations.")
 
@@ -22,15 +20,13 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Machine-read
 
     rows = [summary_row(i, load_entry(i)) for i in library_ids()]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        echo_json(rows)
         return
-    table = Table(title="ketaplan model library")
-    for col in ("id", "kind", "drug", "population", "routes", "PD layers", "confidence"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(r["id"], r["kind"], r["drug"], r["population"], ", ".join(r["routes"]),
-                      ", ".join(r["pd_layers"]), r["confidence"])
-    console.print(table)
+    print_table("ketaplan model library",
+                [Column(c, "left", text=c in ("population", "routes")) for c in
+                 ("id", "kind", "drug", "confidence", "PD layers", "routes", "population")],
+                [[r["id"], r["kind"], r["drug"], r["confidence"], ", ".join(r["pd_layers"]) or "-",
+                  ", ".join(r["routes"]) or "-", r["population"]] for r in rows], blocks=True)
 
 
 @models_app.command("show")
@@ -46,7 +42,7 @@ def models_show(
 
     info = describe_entry(model_id, weight, age)
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        echo_json(info)
         return
     render_entry(info, console)
 
@@ -66,24 +62,22 @@ def render_entry(info: dict, console: Console) -> None:
         for e in info["structure"]["effect_sites"]:
             console.print(f"  effect site {e['name']} follows {e['follows']}", highlight=False)
     if info.get("parameters"):
-        t = Table(title="Parameters")
-        for col in ("name", "value", "unit", "confidence", "labels", "source"):
-            t.add_column(col, overflow="fold")
-        for p in info["parameters"]:
-            t.add_row(p["name"], f"{p['value']:g}", p["unit"], p["confidence"], ", ".join(p["labels"]), p["source"])
-        console.print(t)
+        print_table("Parameters", [Column("name", "left"), Column("value"), Column("unit", "left"),
+                                   Column("confidence", "left"), Column("labels", "left", text=True),
+                                   Column("source", "left", text=True)],
+                    [[p["name"], f"{p['value']:g}", p["unit"], p["confidence"], ", ".join(p["labels"]) or "-",
+                      p["source"]] for p in info["parameters"]], console=console)
     if isinstance(info.get("routes"), dict):
         for name, r in info["routes"].items():
             console.print(f"Route {name}: {r.get('evidence', '')}", highlight=False)
     if "derived" in info:
-        d = Table(title=f"Derived ({info['derived']['for']})")
-        for col in ("analyte", "CL (L/h)", "V central (L)", "Vss (L)", "half-lives"):
-            d.add_column(col)
-        for v in info["derived"]["values"]:
-            hl = ", ".join(f"{m:.3g} min" if m < 120 else f"{m / 60:.3g} h" for m in v["half_lives_min"])
-            d.add_row(v["analyte"], f"{v['clearance_L_per_h']:.4g}", f"{v['central_volume_L']:.4g}",
-                      f"{v['Vss_L']:.4g}", hl)
-        console.print(d)
+        rows = [[v["analyte"], f"{v['clearance_L_per_h']:.4g}", f"{v['central_volume_L']:.4g}", f"{v['Vss_L']:.4g}",
+                 ", ".join(f"{m:.3g} min" if m < 120 else f"{m / 60:.3g} h" for m in v["half_lives_min"])]
+                for v in info["derived"]["values"]]
+        print_table(f"Derived ({info['derived']['for']})", [Column("analyte", "left"), Column("CL\nL/h"),
+                                                            Column("V central\nL"), Column("Vss\nL"),
+                                                            Column("half-lives", "left", text=True)],
+                    rows, console=console)
     for key in ("effect_sites", "layers"):
         for item in info.get(key, []):
             console.print(f"{key.replace('_', ' ')}: {item}", highlight=False)

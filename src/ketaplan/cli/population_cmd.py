@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
-import numpy as np
 import typer
-from rich.table import Table
 
-from ketaplan.cli.common import DISCLAIMER, check_output, console, guarded, parse_settings, progress, write_atomically
+from ketaplan.cli.common import (
+    DISCLAIMER,
+    check_output,
+    console,
+    echo_json,
+    guarded,
+    parse_settings,
+    progress,
+    write_atomically,
+)
 from ketaplan.cli.simulate_cmd import print_findings
+from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
 
 
 def parse_percentiles(text: str) -> tuple[float, ...]:
@@ -59,6 +66,7 @@ def population_command(
     from ketaplan.population.search import split_values
     from ketaplan.regimen.safety import check_plan
     from ketaplan.regimen.text import load_regimen
+    from ketaplan.regimen.units import Kind, parse
 
     check_output(out, "--out", (".parquet", ".csv"))
     check_output(bands, "--bands", (".parquet", ".csv"))
@@ -66,6 +74,9 @@ def population_command(
     qs = parse_percentiles(percentiles)
     reg = load_regimen(regimen)
     table = read_covariates(covariates) if covariates is not None else None
+    if table is not None and table.empty:
+        raise InputError("--covariates", str(covariates), "the file has a header but no patients; give one row per "
+                         "patient")
     weight = float(table["weight"].median()) if table is not None else typical_weight()
     findings = check_plan(reg, weight, force)
     horizon = parse(until, Kind.DURATION, "--until") if until else None
@@ -92,9 +103,8 @@ def population_command(
 
         write_atomically(report, lambda p: render_population_report(result, p, facts, findings))
     if as_json:
-        typer.echo(json.dumps({"regimen": reg.label, "summary": result.summary, "model": result.pspec.spec.id,
-                               "findings": [f.as_dict() for f in findings], "disclaimer": DISCLAIMER},
-                              indent=2, default=_json_value))
+        echo_json({"regimen": reg.label, "summary": result.summary, "model": result.pspec.spec.id,
+                   "findings": [f.as_dict() for f in findings], "disclaimer": DISCLAIMER})
         return
     print_population(result, reg.label)
     print_findings(findings, [f"dose checks at the typical weight of {weight:.0f} kg"])
@@ -103,12 +113,6 @@ def population_command(
     for path in (out, bands, report):
         if path is not None:
             console.print(f"wrote {path}")
-
-
-def _json_value(v):
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    return str(v)
 
 
 def write_table(frame, path: Path) -> None:
@@ -127,21 +131,14 @@ def long_bands(result):
 
 
 def print_population(result, label: str) -> None:
-    from ketaplan.report.population_report import headline_facts, subject_quantile_rows
+    from ketaplan.report.population_tables import headline_facts, subject_quantile_rows
 
-    head = Table(title=f"{label} - {result.summary['n']:,} virtual patients", show_header=False)
-    head.add_column("", style="bold")
-    head.add_column("")
-    for k, v in headline_facts(result):
-        head.add_row(k, v)
-    console.print(head)
+    print_table(f"{label} - {result.summary['n']:,} virtual patients",
+                [Column("", "left"), Column("", "left", text=True)], [list(f) for f in headline_facts(result)],
+                show_header=False)
     columns, rows = subject_quantile_rows(result)
-    spread = Table(title="Spread across virtual patients (relief rows: responders)")
-    for c in columns:
-        spread.add_column(c, justify="right")
-    for r in rows:
-        spread.add_row(*r)
-    console.print(spread)
+    print_table("Spread across virtual patients (relief rows: responders)",
+                [Column(columns[0], "left"), *(Column(c) for c in columns[1:])], rows)
 
 
 @guarded
@@ -199,10 +196,8 @@ def search_command(
                                               result.space.intervals_h[0]), model)
         write_atomically(report, lambda p: render_search_report(result, p, facts, spec))
     if as_json:
-        table = result.table.replace({np.inf: None, np.nan: None})
-        typer.echo(json.dumps({"chosen": result.chosen_text, "table": table.to_dict(orient="records"),
-                               "findings": [f.as_dict() for f in findings], "disclaimer": DISCLAIMER},
-                              indent=2, default=_json_value))
+        echo_json({"chosen": result.chosen_text, "table": result.table.to_dict(orient="records"),
+                   "findings": [f.as_dict() for f in findings], "disclaimer": DISCLAIMER})
         return
     print_tradeoffs(result, show)
     if result.chosen is None:
@@ -226,34 +221,31 @@ TRADEOFF_LEGEND = ("PTA: probability of target attainment ± Monte Carlo standar
 
 
 def print_tradeoffs(result, show: int) -> None:
-    from rich import box
-
     table = result.table
-    unit = table["rate_unit"].iloc[0]
-    t = Table(title=f"Trade-offs: {len(table)} candidates, best first", box=box.SIMPLE_HEAD, pad_edge=False)
-    for title in (unit, "days", "every wk", "PTA %", "psych", "kept", "relief d", "Cmax", "warn", "ok"):
-        t.add_column(title, justify="right", no_wrap=True)
     warnings: list[str] = []
+    rows = []
     for _, row in table.head(show).iterrows():
         codes = [c for c in row["dose_warnings"].split("; ") if c]
         warnings += [c for c in codes if c not in warnings]
-        t.add_row(f"{row['rate']:g}", f"{row['duration_d']:g}", f"{row['interval_weeks']:g}",
-                  f"{100 * row['pta']:.1f}±{100 * row['pta_se']:.1f}", f"{row['psychotomimetic_risk']:.0%}",
-                  _cell(row.get("relief_maintained")), _days(row.get("relief_days_median")),
-                  f"{row['cmax_median_ng_ml']:.0f}", str(len(codes)) if codes else "",
-                  "yes" if row["feasible"] else "no")
-    console.print(t)
-    console.print(TRADEOFF_LEGEND, style="dim", highlight=False)
+        rows.append([f"{row['rate']:g}", f"{row['duration_d']:g}", f"{row['interval_weeks']:g}",
+                     f"{100 * row['pta']:.1f}±{100 * row['pta_se']:.1f}", f"{row['psychotomimetic_risk']:.0%}",
+                     _cell(row.get("relief_maintained")), _days(row.get("relief_days_median")),
+                     f"{row['cmax_median_ng_ml']:.0f}", str(len(codes)) if codes else "",
+                     "yes" if row["feasible"] else "no"])
+    titles = (table["rate_unit"].iloc[0], "days", "every\nweeks", "PTA %", "psych", "kept", "relief d", "Cmax",
+              "warn", "ok")
+    print_table(f"Trade-offs: {len(table)} candidates, best first", [Column(t) for t in titles], rows, key=3,
+                caption=TRADEOFF_LEGEND)
     if warnings:
         console.print("dose warnings: " + ", ".join(warnings) + " (see `ketaplan simulate` for the full text)",
                       style="dim", highlight=False)
 
 
 def _cell(v) -> str:
-    return "-" if v is None or not np.isfinite(v) else f"{v:.0%}"
+    return "-" if v is None or not math.isfinite(v) else f"{v:.0%}"
 
 
 def _days(v) -> str:
-    if v is None or np.isnan(v):
+    if v is None or math.isnan(v):
         return "-"
-    return "beyond" if np.isinf(v) else f"{v:.1f}"
+    return "beyond" if math.isinf(v) else f"{v:.1f}"

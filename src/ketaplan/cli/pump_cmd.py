@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import math
 
-import numpy as np
 import typer
-from rich.table import Table
 
-from ketaplan.cli.common import DISCLAIMER, console, guarded, with_start_option
+from ketaplan.cli.common import DISCLAIMER, console, echo_json, guarded, with_start_option
+from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
 
 MAX_ROWS = 60
 
@@ -32,6 +30,7 @@ def pump_command(
     """Pump settings for the IV infusions of a regimen, rounded to the pump increment."""
     from ketaplan.planning.pump import pump_plan
     from ketaplan.regimen.text import load_regimen
+    from ketaplan.regimen.units import Kind, parse
 
     if syringe is not None and bag is not None:
         raise InputError("--syringe/--bag", f"{syringe} and {bag}", "give a syringe or a bag, not both")
@@ -46,8 +45,7 @@ def pump_command(
     plan = pump_plan(reg, weight, conc, container, volume, increment, hang)
     levels, findings = _levels(reg, plan, weight, model, force)
     if as_json:
-        typer.echo(json.dumps({**_as_dict(plan, levels), "findings": [f.as_dict() for f in findings]}, indent=2,
-                              default=str))
+        echo_json({**_as_dict(plan, levels), "findings": [f.as_dict() for f in findings]})
         return
     _print(plan, reg, levels)
     from ketaplan.cli.simulate_cmd import print_findings
@@ -82,44 +80,46 @@ def _as_dict(plan, levels) -> dict:
 
 
 def _print(plan, reg, levels) -> None:
-    console.print(f"[bold]Pump plan[/bold] for {reg.label}: {plan.concentration_mg_ml:g} mg/mL, "
-                  f"{plan.container} {plan.container_ml:g} mL, increment {plan.increment_ml_h:g} mL/h", highlight=False)
-    t = Table(title="Rates")
-    for col in ("course", "from", "to", "prescribed", "weight-based", "exact mL/h", "pump mL/h", "delivered",
-                "lasts per container"):
-        t.add_column(col, justify="right")
     from ketaplan.planning.pump import clock
 
-    for s in plan.segments[:MAX_ROWS]:
-        t.add_row(str(s.course), clock(plan.start, s.start_h), clock(plan.start, s.end_h), f"{s.rate_mg_h:.4g} mg/h",
-                  s.per_kg or "-", f"{s.rate_ml_h:.4g}", f"{s.rate_ml_h_rounded:g}", f"{s.delivered_mg_h:.4g} mg/h",
-                  f"{plan.container_ml / s.rate_ml_h_rounded:.3g} h")
-    console.print(t)
+    console.print(f"[bold]Pump plan[/bold] for {reg.label}: {plan.concentration_mg_ml:g} mg/mL, "
+                  f"{plan.container} {plan.container_ml:g} mL, increment {plan.increment_ml_h:g} mL/h", highlight=False)
+    segments = plan.segments[:MAX_ROWS]
+    per_kg = any(s.per_kg for s in segments)  # the weight-based column only for weight-based prescriptions
+    rates = [[str(s.course), clock(plan.start, s.start_h), clock(plan.start, s.end_h), f"{s.rate_mg_h:.4g}",
+              f"{s.rate_ml_h:.4g}", f"{s.rate_ml_h_rounded:g}", f"{s.delivered_mg_h:.4g}",
+              f"{plan.container_ml / s.rate_ml_h_rounded:.3g} h"] + ([s.per_kg or "-"] if per_kg else [])
+             for s in segments]
+    print_table("Rates", RATE_COLUMNS[:len(RATE_COLUMNS) if per_kg else -1], rates, key=2)
     for b in plan.boluses:
-        console.print(f"bolus course {b['course']} at {b['clock']}: {b['dose_mg']:g} mg = {b['volume_ml']:.3g} mL")
+        console.print(f"bolus course {b['course']} at {b['clock']}: {b['dose_mg']:g} mg = {b['volume_ml']:.3g} mL",
+                      highlight=False)
     changes = plan.changes if len(plan.changes) <= MAX_ROWS else [c for c in plan.changes if c.course == 1]
-    c_table = Table(title=f"{plan.container.capitalize()} changes"
-                    + ("" if changes is plan.changes else " (course 1; --json lists every course)"))
-    for col in ("course", "no.", "hang at", "volume mL", "drug mg"):
-        c_table.add_column(col, justify="right")
-    for c in changes:
-        c_table.add_row(str(c.course), str(c.number), c.clock, f"{c.volume_ml:g}", f"{c.drug_mg:g}")
-    console.print(c_table)
-    d_table = Table(title="Per day")
-    d_table.add_column("day")
-    d_table.add_column("drug mg", justify="right")
-    d_table.add_column("volume mL", justify="right")
-    for d in plan.per_day.head(MAX_ROWS).itertuples():
-        d_table.add_row(d.day, f"{d.drug_mg:.1f}", f"{d.volume_ml:.1f}")
-    console.print(d_table)
+    print_table(f"{plan.container.capitalize()} changes"
+                + ("" if changes is plan.changes else " (course 1; --json lists every course)"),
+                [Column("course"), Column("no."), Column("hang at"), Column("volume\nmL"), Column("drug\nmg")],
+                [[str(c.course), str(c.number), c.clock, f"{c.volume_ml:g}", f"{c.drug_mg:g}"] for c in changes])
+    print_table("Per day", [Column("day", "left"), Column("drug\nmg"), Column("volume\nmL")],
+                [[d.day, f"{d.drug_mg:.1f}", f"{d.volume_ml:.1f}"] for d in plan.per_day.head(MAX_ROWS).itertuples()])
     for row in plan.per_course.itertuples():
         console.print(f"course {row.course}: {row.drug_mg:.1f} mg in {row.volume_ml:.1f} mL, "
-                      f"{row.containers} {plan.container}{'s' if row.containers != 1 else ''}")
-    if np.isfinite(levels["planned_css"]):
+                      f"{row.containers} {plan.container}{'s' if row.containers != 1 else ''}", highlight=False)
+    if math.isfinite(levels["planned_css"]):
         change = 100 * (levels["delivered_css"] / levels["planned_css"] - 1) if levels["planned_css"] else 0.0
         console.print(f"Level at steady state ({levels['analyte']}): prescribed {levels['planned_css']:.1f} ng/mL, "
-                      f"with the rounded rates {levels['delivered_css']:.1f} ng/mL ({change:+.2f} %)"
+                      f"with the rounded rates {levels['delivered_css']:.1f} ng/mL ({_percent_change(change)})"
                       + (" - for 70 kg, as no weight was given" if levels["weight_assumed"] else ""), highlight=False)
     for n in plan.notes:
-        console.print(f"note: {n}")
+        console.print(f"note: {n}", highlight=False)
     console.print(DISCLAIMER)
+
+
+RATE_COLUMNS = [Column("course"), Column("from"), Column("to"), Column("prescribed\nmg/h"), Column("exact\nmL/h"),
+                Column("pump\nmL/h"), Column("delivered\nmg/h"), Column("lasts per\ncontainer"),
+                Column("weight-based", "left", text=True)]
+
+
+def _percent_change(change: float) -> str:
+    """'+0.25 %'; a change that rounds to zero is '0.00 %', never '-0.00 %'."""
+    shown = round(change, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{shown:+.2f} %" if shown else "0.00 %"

@@ -2,41 +2,36 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from ketaplan.cli.common import (
     DISCLAIMER,
     check_output,
     console,
+    echo_json,
     guarded,
     parse_settings,
     progress,
     with_start_option,
     write_atomically,
 )
+from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
 
 SEVERITY_STYLE = {"refused": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def print_summary(frame, title: str) -> None:
-    from ketaplan.report.html import COMPACT_LEGEND, summary_table
+    """The per-course table with its legend; split in stacked parts (course number repeated) when narrow."""
+    from ketaplan.report.summary_table import COMPACT_LEGEND, summary_table
 
-    columns, rows = summary_table(frame, compact=True)
+    titles, rows = summary_table(frame, compact=True)
     counts = {sev: sum(f.severity == sev for f in frame.findings) for sev in ("refused", "warning", "info")}
-    caption = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "no findings"
-    table = Table(title=title, show_lines=False, pad_edge=False, caption=f"checks: {caption} (listed below)")
-    for c in columns:
-        table.add_column(c, justify="right", no_wrap=True)
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
-    console.print(COMPACT_LEGEND, style="dim", highlight=False)
+    checks = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "no findings"
+    print_table(title, [Column(t) for t in titles], rows,
+                caption=f"{COMPACT_LEGEND} Checks: {checks} (listed below).")
 
 
 def print_findings(findings, notes) -> None:
@@ -83,14 +78,10 @@ def headline(
     spec = assemble(model)
     frame = predict(spec, Regimen.infusion("20 mg/h", duration="5 d"), Patient(weight, age, sex),
                     [1.0, 24.0, 120.0, 121.0, 130.0])
-    table = Table(title=f"20 mg/h IV for 5 days, {age:g}-year-old {sex}, {weight:g} kg")
-    table.add_column("time (h)", justify="right")
     names = list(spec.observables)
-    for name in names:
-        table.add_column(f"{name} (ng/mL)", justify="right")
-    for i, t in enumerate(frame["time"]):
-        table.add_row(f"{t:g}", *(f"{frame[name].iloc[i]:.1f}" for name in names))
-    console.print(table)
+    rows = [[f"{t:g}", *(f"{frame[name].iloc[i]:.1f}" for name in names)] for i, t in enumerate(frame["time"])]
+    print_table(f"20 mg/h IV for 5 days, {age:g}-year-old {sex}, {weight:g} kg",
+                [Column("time\nh"), *(Column(f"{name}\nng/mL") for name in names)], rows)
     print_model(spec)
 
 
@@ -116,6 +107,7 @@ def simulate_command(
     """Simulate a regimen: per-course levels, exposure, relief, next course due, and safety checks."""
     from ketaplan.planning.plan import simulate
     from ketaplan.regimen.text import load_regimen
+    from ketaplan.regimen.units import Kind, parse
 
     check_output(out, "--out", (".csv", ".parquet"))
     check_output(plot, "--plot", (".png", ".svg"))
@@ -140,7 +132,7 @@ def simulate_command(
             write_report(frame, report)
             step("writing the report")
     if as_json:
-        typer.echo(json.dumps(frame.to_json_dict(), indent=2, default=str))
+        echo_json(frame.to_json_dict())
         return
     print_summary(frame, f"{reg.label or 'regimen'} - {weight:g} kg")
     print_findings(frame.findings, frame.notes)

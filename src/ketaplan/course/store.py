@@ -226,6 +226,8 @@ def add_level(s: Session, actor: str, p: Patient, taken_at: datetime, analyte: s
     check_time(taken_at, "time", future_years=0)
     _check(analyte in ANALYTES, "analyte", analyte, ", ".join(ANALYTES))
     if blq:
+        _check(value_ng_ml is None, "level", value_ng_ml, "a level below the limit of quantification has no value; "
+               "give the limit (LLOQ) instead")
         _check(lloq_ng_ml is not None and lloq_ng_ml > 0, "LLOQ", lloq_ng_ml, "a level below the limit needs the "
                "limit (ng/mL)")
     else:

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ketaplan._data import read_yaml
 from ketaplan.errors import InputError
 from ketaplan.models.compose import apply_variant, with_pd, with_routes
 from ketaplan.models.spec import ModelSpec, PDModelSpec, RouteTable, ThresholdTable
@@ -43,12 +44,7 @@ def _library_dir():
 
 @lru_cache(maxsize=1)
 def _raw_library() -> dict[str, dict]:
-    raw = {}
-    for p in _library_dir().iterdir():
-        if p.name.endswith(".yaml"):
-            data = yaml.safe_load(p.read_text())
-            raw[p.name.removesuffix(".yaml")] = data
-    return raw
+    return {p.name.removesuffix(".yaml"): read_yaml(p) for p in _library_dir().iterdir() if p.name.endswith(".yaml")}
 
 
 def library_ids(kind: str | None = None) -> tuple[str, ...]:

@@ -54,6 +54,10 @@ def compare(routes: list[str], forms: list[str], dose_mg: float, basis: str, pat
     if not 0 < iv_over_h < hours:
         raise InputError("--iv-over", f"{iv_over_h:g} h", f"an IV infusion shorter than the window (--hours "
                          f"{hours:g} h), so that exposures and bioavailability compare whole doses")
+    if not routes:
+        raise InputError("--routes", "", "give at least one route, for example iv,oral")
+    if not forms:
+        raise InputError("--forms", "", "give at least one form: racemic, s-ketamine or both")
     routes = [normalise_route(r) for r in routes]
     for f in forms:
         if f not in ("racemic", "s-ketamine"):

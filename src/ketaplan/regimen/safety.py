@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
 
-import yaml
-
+from ketaplan._data import read_yaml
 from ketaplan.errors import InputError
 from ketaplan.regimen.courses import administrations, group_courses
 from ketaplan.regimen.events import Regimen
@@ -38,7 +37,7 @@ class Finding:
 @lru_cache(maxsize=1)
 def rules() -> dict:
     """The safety rules with their sources."""
-    return yaml.safe_load((resources.files("ketaplan.regimen") / "safety_rules.yaml").read_text())
+    return read_yaml(resources.files("ketaplan.regimen") / "safety_rules.yaml")
 
 
 def _cite(key: str) -> str:

@@ -40,6 +40,7 @@ _NUMBER = re.compile(r"^\d+(\.\d*)?$|^\.\d+$")
 _NUMBER_UNIT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)([a-zA-Zµμ/][\w/µμ]*)$")
 _FREQUENCIES = {"daily": 24.0, "qd": 24.0, "od": 24.0, "bid": 12.0, "tid": 8.0, "qid": 6.0}
 _QNH = re.compile(r"^q(\d+(?:\.\d+)?)h$")
+_NEGATIVE = re.compile(r"^-(\d|\.\d)")
 _FORMS = {"s-ketamine": "s-ketamine", "esketamine": "s-ketamine", "racemic": "racemic", "ketamine": None}
 _COUNT_UNITS = {"x", "times", "doses", "dose", "courses", "course", "days", "day", "d", "weeks", "week", "cycles"}
 EXPECTED_ROUTE = "a route (IV, IM, PO, IN, SL, PR or topical)"
@@ -97,8 +98,15 @@ class _Parser:
             raise self.fail(expected)
         return self.take()
 
+    def refuse_negative(self, what: str) -> None:
+        """One sentence for a number with a minus sign ('-20 mg/h'): doses and times are never negative."""
+        tok = self.toks[self.pos] if self.pos < len(self.toks) else None
+        if tok is not None and _NEGATIVE.match(tok.text):
+            raise InputError("regimen", self.text, f"word {tok.index} '{tok.text}': {what} cannot be negative")
+
     def quantity(self, kind: Kind, expected: str, allow_per_kg: bool = False):
         """NUMBER UNIT -> parsed value (or Dose when allow_per_kg)."""
+        self.refuse_negative(kind.description.split(" such as")[0])
         start = self.pos
         if self.peek() is None or not _NUMBER.match(self.peek()):
             raise self.fail(expected)
@@ -147,13 +155,18 @@ class _Parser:
         if self.peek() is None:
             raise self.fail("a date such as 2026-12-01")
         date_tok = self.take()
-        clock = "00:00"
-        if self.peek() is not None and re.match(r"^\d{1,2}:\d{2}$", self.peek()):
-            clock = self.take().text
         try:
-            return datetime.strptime(f"{date_tok.text} {clock}", "%Y-%m-%d %H:%M")
+            day = datetime.strptime(date_tok.text, "%Y-%m-%d")
         except ValueError:
             raise self.fail("a date YYYY-MM-DD and an optional clock time HH:MM", date_tok) from None
+        if self.peek() is None or not re.match(r"^\d{1,2}:\d{2}$", self.peek()):
+            return day
+        clock_tok = self.take()
+        try:
+            clock = datetime.strptime(clock_tok.text, "%H:%M")
+        except ValueError:
+            raise self.fail("a clock time from 00:00 to 23:59", clock_tok) from None
+        return day.replace(hour=clock.hour, minute=clock.minute)
 
     def part(self) -> tuple[list[DoseEvent], str | None, list[str]]:
         form = None
@@ -210,6 +223,7 @@ class _Parser:
                            at, notes), form, notes
 
     def _dose(self):
+        self.refuse_negative("a dose")
         start = self.pos
         if self.peek() is None or not _NUMBER.match(self.peek()):
             raise self.fail("a dose such as '20 mg/h', '25 mg' or '0.5 mg/kg'")
@@ -261,15 +275,20 @@ class _Parser:
 
     def repeat(self) -> tuple[float | None, int | None, float | None]:
         interval = None
+        where: _Tok | None = None  # the interval's word, for the message on a zero interval
         word = self.low()
         if word == "every":
             self.take()
+            where = self.toks[self.pos] if self.pos < len(self.toks) else None
             interval = self.quantity(Kind.DURATION, "an interval after 'every' (for example '11 weeks')")
         elif word in _FREQUENCIES:
             self.take()
             interval = _FREQUENCIES[word]
         elif word is not None and _QNH.match(word):
-            interval = float(_QNH.match(self.take().text.lower()).group(1))
+            where = self.take()
+            interval = float(_QNH.match(where.text.lower()).group(1))
+        if interval is not None and interval <= 0:
+            raise self.fail("a repeat interval longer than 0 h (for example 'q8h' or 'every 8 h')", where)
         count = None
         span = None
         x_tok = None

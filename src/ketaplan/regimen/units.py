@@ -15,12 +15,33 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from enum import Enum
 
-import pint
-
 from ketaplan.errors import UnitError
+
+
+def _import_pint():
+    """pint, imported without its optional dask support.
+
+    pint imports dask whenever dask is installed (about 0.15 s of every command's start-up), only to
+    handle dask arrays of quantities, which ketaplan never makes; dask is hidden while pint is
+    imported, and importable again right after.
+    """
+    if "dask" in sys.modules:
+        import pint
+
+        return pint
+    sys.modules["dask"] = None  # importlib then reports dask as absent
+    try:
+        import pint
+    finally:
+        del sys.modules["dask"]
+    return pint
+
+
+pint = _import_pint()
 
 MOLAR_MASS_G_PER_MOL: dict[str, float] = {
     "ketamine": 237.73,
@@ -31,7 +52,21 @@ MOLAR_MASS_G_PER_MOL: dict[str, float] = {
 
 HCL_TO_BASE = MOLAR_MASS_G_PER_MOL["ketamine"] / MOLAR_MASS_G_PER_MOL["ketamine_hcl"]
 
-ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+def _registry() -> pint.UnitRegistry:
+    """pint's registry, with its parsed definition files cached in the user's cache folder (pint's own).
+
+    Parsing pint's definition files takes about 0.15 s of every command's start-up; pint's disk cache
+    (keyed by the files' content, pint's and Python's version) makes it a few ms. A cache folder that
+    cannot be created, read or written is skipped: the registry is then built from the files as before.
+    """
+    try:
+        return pint.UnitRegistry(autoconvert_offset_to_baseunit=True, cache_folder=":auto:")
+    except Exception:  # any failure of the optional cache falls back to parsing the files
+        return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+
+ureg = _registry()
 ureg.define("body_kg = [body_weight] = kgbw")
 ureg.define("microgram_alt = microgram = mcg_")  # keep pint's own "mcg"/"ug"/"µg" spellings
 Q_ = ureg.Quantity

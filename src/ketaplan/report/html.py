@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ketaplan import __version__
@@ -12,47 +11,11 @@ from ketaplan.models.describe import parameter_rows
 from ketaplan.planning.pump import PumpPlan
 from ketaplan.regimen.safety import contraindications, monitoring_schedule
 from ketaplan.report.figures import simulation_figure, svg_text
+from ketaplan.report.summary_table import summary_table
 from ketaplan.simulation.summary import date_of
 
 DISCLAIMER = ("Decision support for clinicians and researchers, not a prescription: every number comes from the "
               "named model and publication, and relief predictions for one patient are uncertain.")
-
-SUMMARY_COLUMNS = [
-    ("course", "#", "course", "{:.0f}"), ("start", "start", "start_h", "date"), ("end", "end", "end_h", "date"),
-    ("dose (mg)", "mg", "dose_mg", "{:.0f}"), ("Cmax (ng/mL)", "Cmax", "cmax_ng_ml", "{:.1f}"),
-    ("steady state (ng/mL)", "Css", "css_avg_ng_ml", "{:.1f}"),
-    ("AUC (ng·h/mL)", "AUC", "auc_ng_h_ml", "{:.0f}"),
-    ("h above analgesia", "h>analg", "hours_above_analgesia", "{:.1f}"),
-    ("h above psychotomimetic", "h>psych", "hours_above_psychotomimetic", "{:.1f}"),
-    ("norketamine Cmax (ng/mL)", "NK Cmax", "norketamine_cmax_ng_ml", "{:.1f}"),
-    ("norketamine AUC (ng·h/mL)", "NK AUC", "norketamine_auc_ng_h_ml", "{:.0f}"),
-    ("relief at end", "relief", "relief_at_end", "{:.0%}"), ("relief lasts (days)", "lasts d", "relief_days", "{:.0f}"),
-    ("next course due", "next due", "next_course_due_h", "date"),
-]
-COMPACT_LEGEND = ("# course; mg dose; Cmax, Css (average steady state) in ng/mL; AUC in ng·h/mL; h>analg and h>psych: "
-                  "hours above the analgesic and psychotomimetic thresholds; NK norketamine; relief: predicted relief "
-                  "at the end of the course (responder); lasts d: days until relief falls below the threshold.")
-
-
-def summary_table(frame, compact: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Column titles and formatted rows of the per-course summary (shared by CLI and report)."""
-    s = frame.summary
-    start = frame.run.regimen.start
-    cols = [(short if compact else title, key, fmt) for title, short, key, fmt in SUMMARY_COLUMNS if key in s]
-    rows = []
-    for _, r in s.iterrows():
-        cells = []
-        for _, key, fmt in cols:
-            v = r[key]
-            if fmt == "date":
-                cells.append(date_of(start, float(v), compact))
-            elif v is None or (isinstance(v, float) and not np.isfinite(v)):
-                cells.append("beyond horizon" if key == "relief_days" else "-")
-            else:
-                cells.append(fmt.format(v))
-        rows.append(cells)
-    return [c[0] for c in cols], rows
-
 
 def pump_context(plan: PumpPlan, level_note: str) -> dict:
     header = (f"Concentration {plan.concentration_mg_ml:g} mg/mL; {plan.container} of {plan.container_ml:g} mL; "

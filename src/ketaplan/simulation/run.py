@@ -50,10 +50,12 @@ def model_for(regimen: Regimen, model: str | ModelSpec | None = None, pd: tuple[
 
 def check_overrides(spec: ModelSpec, overrides: Mapping[str, float] | None) -> None:
     """Refuse ``--set NAME=VALUE`` for a parameter the model does not have or a value that is not a number >= 0."""
+    settable = ", ".join(n for n, p in spec.parameters.items() if p.user_settable)
     for name, value in (overrides or {}).items():
         if name not in spec.parameters:
-            raise InputError("--set", name, f"model {spec.id} has no such parameter; user-settable ones: "
-                             + ", ".join(n for n, p in spec.parameters.items() if p.user_settable))
+            raise InputError("--set", name, f"model {spec.id} has no such parameter"
+                             + (f"; user-settable ones: {settable}" if settable else
+                                ", and none of its parameters can be set"))
         if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
             raise InputError(f"--set {name}", value, "a number >= 0 in the parameter's unit is required")
         fractions = {n for r in spec.routes.values() for part in r.parts for n in factor_names(part.bioavailability)}
