@@ -100,7 +100,7 @@ def test_foce_i_objective_agrees_with_an_independent_per_subject_computation(phe
 def test_other_methods_are_finite_and_order_as_expected(pheno, method):
     model, data = pheno
     est = ParameterSpace(model).initial()
-    ofv, per, cond = objective(data, [est], np.zeros((1, data.n_individuals, 2)), method)
+    ofv, per, _cond = objective(data, [est], np.zeros((1, data.n_individuals, 2)), method)
     assert np.isfinite(ofv[0]) and per.shape == (1, data.n_individuals)
     foce_i = objective(data, [est], np.zeros((1, data.n_individuals, 2)), "foce-i")[0][0]
     assert abs(ofv[0] - foce_i) < 15  # approximations of the same likelihood, not identical
