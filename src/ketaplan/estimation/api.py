@@ -3,9 +3,15 @@
     result = estimate("pheno.csv", "pheno.yaml", method="foce-i")
     result.ofv, result.theta, result.omega, result.sigma, result.se, result.etas
 
-Methods: ``foce-i`` (FOCE with interaction, the default), ``foce``, ``fo``, ``laplace``. ``evaluate=True``
+Methods: ``foce-i`` (FOCE with interaction, the default), ``foce``, ``fo``, ``laplace``, and ``saem``
+(:mod:`ketaplan.estimation.saem`, seeded by ``seed``, sized by ``saem_options``). ``evaluate=True``
 computes the objective and the conditional ETAs at the given values without moving them (NONMEM's
-MAXEVAL=0). The objective is NONMEM's: -2 log L without the n log(2 pi) constant.
+MAXEVAL=0; for ``saem``, the importance-sampling objective alone, NONMEM's IMP with EONLY=1). The
+objective is NONMEM's: -2 log L without the n log(2 pi) constant; for ``saem`` it is estimated by
+importance sampling and ``ofv_se`` is its Monte Carlo standard error. After SAEM the ETAs reported are
+the conditional modes at the SAEM estimates, and the covariance step is the FOCE-I one
+(:func:`~ketaplan.estimation.covariance.covariance_step` with ``foce-i``: the curvature and
+per-individual gradients of the FOCE-I objective, evaluated at the SAEM estimates).
 """
 
 from __future__ import annotations
@@ -20,14 +26,17 @@ import pandas as pd
 from ketaplan.errors import InputError
 from ketaplan.estimation.covariance import CovarianceStep, covariance_step
 from ketaplan.estimation.data import EstimationData, population_model, prepare
-from ketaplan.estimation.objective import METHODS, information_hessian, objective
+from ketaplan.estimation.objective import METHODS as OBJECTIVE_METHODS
+from ketaplan.estimation.objective import conditional_modes, information_hessian, objective
 from ketaplan.estimation.optimize import Iteration, search
 from ketaplan.estimation.parameters import Estimates, ParameterSpace
+from ketaplan.estimation.saem import SaemOptions, evaluate_objective, saem
 from ketaplan.nonmem.predpp import PredppModel, load_model
 
 VARIANCE_FLOOR = 1e-6
 """A variance estimated below this (or below 1e-4 of its initial value) is reported as gone to zero."""
 CORRELATION_LIMIT = 0.99
+METHODS = (*OBJECTIVE_METHODS, "saem")
 
 
 @dataclass
@@ -49,6 +58,7 @@ class EstimationResult:
     individual_ofv: np.ndarray  # (N,)
     covariance: CovarianceStep | None
     warnings: list[str] = field(default_factory=list)
+    ofv_se: float | None = None  # Monte Carlo standard error of an importance-sampling objective
 
     @property
     def n_subjects(self) -> int:
@@ -100,6 +110,7 @@ class EstimationResult:
         return {
             "method": self.method,
             "ofv": self.ofv,
+            "ofv_se": self.ofv_se,
             "objective": "-2 log L without the n log(2 pi) constant (NONMEM's convention)",
             "converged": self.converged,
             "message": self.message,
@@ -122,7 +133,8 @@ class EstimationResult:
 
 def estimate(data: pd.DataFrame | str | Path, model: Mapping | str | Path | PredppModel, method: str = "foce-i",
              evaluate: bool = False, covariance: bool = True,
-             on_iteration: Callable[[Iteration], None] | None = None) -> EstimationResult:
+             on_iteration: Callable[[Iteration], None] | None = None, seed: int = 0,
+             saem_options: SaemOptions | None = None) -> EstimationResult:
     """Estimate THETA, OMEGA and SIGMA of ``model`` from ``data`` (a frame, or a CSV/Parquet path)."""
     method = str(method).lower()
     if method not in METHODS:
@@ -133,6 +145,9 @@ def estimate(data: pd.DataFrame | str | Path, model: Mapping | str | Path | Pred
     prepared = prepare(popmodel, frame)
     space = ParameterSpace(popmodel)
     start = space.initial()
+    if method == "saem":
+        return _estimate_saem(prepared, space, start, evaluate, covariance, on_iteration, seed,
+                              saem_options or SaemOptions())
     if evaluate:
         ofv, _per, cond = objective(prepared, [start], np.zeros((1, prepared.n_individuals, popmodel.n_eta)), method)
         if not np.isfinite(ofv[0]):
@@ -151,6 +166,31 @@ def estimate(data: pd.DataFrame | str | Path, model: Mapping | str | Path | Pred
     cov = covariance_step(prepared, space, final, eta, method) if covariance else None
     result = EstimationResult(method, prepared, space, final, value, converged, message, evaluate, iterations,
                               evaluations, eta, eta_sd, per[0], cov)
+    result.warnings = _warnings(result, start)
+    return result
+
+
+def _estimate_saem(prepared: EstimationData, space: ParameterSpace, start: Estimates, evaluate: bool,
+                   covariance: bool, on_iteration: Callable[[Iteration], None] | None, seed: int,
+                   options: SaemOptions) -> EstimationResult:
+    """SAEM (or, with ``evaluate``, the importance-sampling objective at ``start``), then the conditional modes
+    and the FOCE-I covariance step at the estimates."""
+    if evaluate:
+        found, calls = evaluate_objective(prepared, start, options, seed)
+        final, iterations = start, []
+        message = "evaluated at the given values by importance sampling (IMP, EONLY=1)"
+    else:
+        run = saem(prepared, space, start, options, seed, on_iteration)
+        final, found, iterations, calls = run.estimates, run.objective, run.iterations, run.engine_calls
+        message = (f"SAEM: {options.burn_in} + {options.em} iterations with {options.chains} chains (not tested for "
+                   "convergence, as in NONMEM and nlmixr2)")
+    message += f"; -2 log L by importance sampling, {options.is_samples} samples per individual"
+    cond = conditional_modes(prepared, [final], found.mean[None], interaction=True)
+    eta = cond.eta[0]
+    cov = covariance_step(prepared, space, final, eta, "foce-i") if covariance else None
+    result = EstimationResult("saem", prepared, space, final, found.ofv, True, message, evaluate, iterations, calls,
+                              eta, _eta_sd(information_hessian(prepared, [final], cond)[0]), found.individual, cov,
+                              ofv_se=found.se)
     result.warnings = _warnings(result, start)
     return result
 
