@@ -32,14 +32,7 @@ from ketaplan.nonmem.dataset import read_dataset
 from ketaplan.nonmem.predpp import load_model
 
 PHENO = Path(__file__).parent / "data" / "pheno.csv"
-PHENO_MODEL = {
-    "advan": 1,
-    "theta": [{"init": 0.00469307, "lower": 0}, {"init": 1.00916, "lower": 0}, {"init": 0.1, "lower": -0.99}],
-    "parameters": {"CL": "THETA(1) * WGT * exp(ETA(1))",
-                   "V": "THETA(2) * WGT * (1 + THETA(3) * (APGR < 5)) * exp(ETA(2))"},
-    "omega": [0.0309626, 0.031128],
-    "sigma": {"proportional": 0.0130865},
-}
+PHENO_MODEL = Path(__file__).parent / "data" / "pheno.yaml"
 NONMEM_FOCEI = Estimates(np.array([4.69555e-03, 9.84258e-01, 1.58922e-01]), np.diag([2.93505e-02, 2.79067e-02]),
                          {"proportional": 1.32410e-02})
 NONMEM_FOCEI_OFV = 586.27605629815832
@@ -63,7 +56,7 @@ every parameter, 585.9053 by quadrature); OMEGA(1,1) is the noisy one (7.6 %): E
 moves it slowly and the 1/k phase averages little."""
 
 
-def _prepared(model: dict):
+def _prepared(model: dict | Path):
     popmodel = population_model(load_model(model))
     return prepare(popmodel, read_dataset(PHENO)), ParameterSpace(popmodel)
 
