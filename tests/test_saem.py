@@ -224,3 +224,37 @@ def test_same_seed_same_result(pheno):
     assert np.array_equal(first.objective.mean, again.objective.mean)
     assert [it.ofv for it in first.iterations] == [it.ofv for it in again.iterations]
     assert not np.array_equal(first.estimates.theta, other.estimates.theta)
+
+
+def test_omega_structure_and_fix_are_kept():
+    """A full OMEGA block gets its covariance estimated (positive definite); a FIX variance and a FIX SIGMA stay
+    exactly where they were put."""
+    block = {**load_model(PHENO_MODEL).extra, "omega": [{"block": [[0.03], [0.005, 0.03]]}]}
+    fixed = {**load_model(PHENO_MODEL).extra, "omega": [0.03, {"value": 0.025, "fix": True}],
+             "sigma": {"proportional": 0.013, "fix": True}}
+    options = SaemOptions(burn_in=20, em=20, chains=3, posterior_iterations=5, is_samples=100)
+    for extra in (block, fixed):
+        model = {**_model_dict(), **extra}
+        data, space = _prepared(model)
+        run = saem(data, space, space.initial(), options, seed=2)
+        omega = run.estimates.omega
+        assert np.all(np.linalg.eigvalsh(omega) > 0)
+        if extra is block:
+            assert omega[0, 1] != 0 and omega[0, 1] == omega[1, 0]
+        else:
+            assert omega[1, 1] == 0.025 and omega[0, 1] == 0 and run.estimates.sigma == {"proportional": 0.013}
+            assert omega[0, 0] != 0.03
+
+
+def _model_dict() -> dict:
+    import yaml
+
+    return yaml.safe_load(PHENO_MODEL.read_text())
+
+
+def test_fixed_sigma_names_match_the_estimated_vector():
+    """With every SIGMA fixed, the estimated parameters' names leave SIGMA out (an empty selection is not 'all')."""
+    extra = {"omega": [0.03, 0.03], "sigma": {"proportional": 0.013, "fix": True}}
+    _data, space = _prepared({**_model_dict(), **extra})
+    assert space.free_names() == ["THETA(1)", "THETA(2)", "THETA(3)", "OMEGA(1,1)", "OMEGA(2,2)"]
+    assert len(space.natural(space.initial())) == len(space.free_names())

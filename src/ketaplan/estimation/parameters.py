@@ -48,11 +48,12 @@ class ParameterSpace:
         return [f"THETA({i + 1})" for i in range(len(self.model.thetas))]
 
     def omega_names(self, elements: list[tuple[int, int]] | None = None) -> list[str]:
-        return [f"OMEGA({i + 1},{j + 1})" for i, j in (elements or self.model.omega.all_elements())]
+        chosen = self.model.omega.all_elements() if elements is None else elements
+        return [f"OMEGA({i + 1},{j + 1})" for i, j in chosen]
 
     def sigma_names(self, kinds: tuple[str, ...] | None = None) -> list[str]:
         order = self.model.sigma.order
-        return [f"SIGMA({order.index(k) + 1},{order.index(k) + 1})" for k in (kinds or order)]
+        return [f"SIGMA({order.index(k) + 1},{order.index(k) + 1})" for k in (order if kinds is None else kinds)]
 
     def free_names(self) -> list[str]:
         """NONMEM names of the estimated parameters, in vector order (THETA, OMEGA, SIGMA)."""
