@@ -10,7 +10,7 @@ at the end of an interval sets the parameters over it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -76,6 +76,7 @@ class EstimationData:
     per_individual: bool
     schedule: Schedule | None  # compiled once when the dose modifiers depend on no THETA or ETA
     evaluate: object  # compiled expressions: f(theta (B, P) or (P,), eta (B, m), cols) -> dict
+    batches: dict[bytes, Schedule] = field(default_factory=dict, repr=False)  # see schedule_of
 
     @property
     def n_individuals(self) -> int:
@@ -84,6 +85,16 @@ class EstimationData:
     @property
     def n_observations(self) -> int:
         return int(self.obs_mask.sum())
+
+    def schedule_of(self, who: np.ndarray) -> Schedule:
+        """The fixed schedules of the individuals ``who`` as one batch; the last few batches are remembered,
+        since an estimation asks for the same rows over and over."""
+        key = np.asarray(who, dtype=np.int64).tobytes()
+        if key not in self.batches:
+            if len(self.batches) >= 6:
+                self.batches.pop(next(iter(self.batches)))
+            self.batches[key] = self.schedule.take(np.asarray(who))
+        return self.batches[key]
 
 
 def prepare(model: PopulationModel, data: pd.DataFrame) -> EstimationData:

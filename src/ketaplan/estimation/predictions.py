@@ -44,7 +44,7 @@ def predict(data: EstimationData, theta: np.ndarray, eta: np.ndarray, who: np.nd
     micro = micro_parameters(pm, primary)
     structure = pm.structure()
     k = structure.rate_matrix({n: micro[n] for n in structure.parameter_names()})
-    schedule = data.schedule.take(who) if data.schedule is not None else _schedules(data, values, who)
+    schedule = data.schedule_of(who) if data.schedule is not None else _schedules(data, values, who)
     readout = np.zeros((1, pm.n_states))
     readout[0, pm.advan.central] = 1.0
     amounts = solve(k, schedule, data.obs_time[who], readout, data.obs_local[who])[:, :, 0]
