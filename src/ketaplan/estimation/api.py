@@ -12,6 +12,12 @@ importance sampling and ``ofv_se`` is its Monte Carlo standard error. After SAEM
 the conditional modes at the SAEM estimates, and the covariance step is the FOCE-I one
 (:func:`~ketaplan.estimation.covariance.covariance_step` with ``foce-i``: the curvature and
 per-individual gradients of the FOCE-I objective, evaluated at the SAEM estimates).
+After FO the ETAs are the conditional modes at the final estimates (NONMEM's POSTHOC), so that IPRED,
+CWRES and shrinkage exist.
+
+Diagnostics on request: ``result.table()`` (one row per record: PRED, IPRED, RES, WRES, CWRES, IWRES,
+NPDE), ``result.shrinkage()`` and ``result.vpc()`` (:mod:`ketaplan.estimation.diagnostics`,
+:mod:`ketaplan.estimation.vpc`); NPDE and the VPC share one set of simulated replicates per seed.
 """
 
 from __future__ import annotations
@@ -26,11 +32,21 @@ import pandas as pd
 from ketaplan.errors import InputError
 from ketaplan.estimation.covariance import CovarianceStep, covariance_step
 from ketaplan.estimation.data import EstimationData, population_model, prepare
+from ketaplan.estimation.diagnostics import (
+    Residuals,
+    eps_shrinkage,
+    eta_shrinkage,
+    npde,
+    record_table,
+    residuals,
+)
 from ketaplan.estimation.objective import METHODS as OBJECTIVE_METHODS
 from ketaplan.estimation.objective import conditional_modes, information_hessian, objective
 from ketaplan.estimation.optimize import Iteration, search
 from ketaplan.estimation.parameters import Estimates, ParameterSpace
+from ketaplan.estimation.replicates import simulate_replicates
 from ketaplan.estimation.saem import SaemOptions, evaluate_objective, saem
+from ketaplan.estimation.vpc import VPC, dataset_vpc
 from ketaplan.nonmem.predpp import PredppModel, load_model
 
 VARIANCE_FLOOR = 1e-6
@@ -59,6 +75,7 @@ class EstimationResult:
     covariance: CovarianceStep | None
     warnings: list[str] = field(default_factory=list)
     ofv_se: float | None = None  # Monte Carlo standard error of an importance-sampling objective
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_subjects(self) -> int:
@@ -104,6 +121,40 @@ class EstimationResult:
                  "EVALUATIONS": it.evaluations} for it in self.iterations]
         return pd.DataFrame(rows)
 
+    def residuals(self) -> Residuals:
+        """PRED, IPRED, RES, WRES, CWRES and IWRES on the observation grid (computed once)."""
+        if "residuals" not in self._cache:
+            self._cache["residuals"] = residuals(self.data, self.estimates, self.etas, self.method != "foce")
+        return self._cache["residuals"]
+
+    def shrinkage(self) -> dict[str, float]:
+        """ETASHRINKSD (%) of each ETA and EPSSHRINKSD (%) from IWRES, as NONMEM prints them."""
+        eta = eta_shrinkage(self.etas, self.estimates.omega)
+        return {**{f"ETA({k + 1})": float(v) for k, v in enumerate(eta)}, "EPS": eps_shrinkage(self.residuals().iwres)}
+
+    def etabar(self) -> dict[str, float]:
+        """The mean of each ETA's EBEs (NONMEM's ETABAR)."""
+        return {f"ETA({k + 1})": float(v) for k, v in enumerate(self.etas.mean(axis=0))}
+
+    def replicates(self, n: int = 1000, seed: int = 1) -> np.ndarray:
+        """``n`` datasets simulated from the estimates with ``seed`` (K, N, W; computed once per n and seed)."""
+        key = ("replicates", n, seed)
+        if key not in self._cache:
+            self._cache[key] = simulate_replicates(self.data, self.estimates, n, seed)
+        return self._cache[key]
+
+    def table(self, npde_replicates: int = 1000, seed: int = 1) -> pd.DataFrame:
+        """Every record with ID, TIME, DV, MDV, PRED, IPRED, RES, WRES, CWRES, IWRES and NPDE (from
+        ``npde_replicates`` simulated datasets, 0 for none); observation-only columns are NaN elsewhere."""
+        values = npde(self.data.dv, self.replicates(npde_replicates, seed), self.data.obs_mask) \
+            if npde_replicates > 0 else None
+        return record_table(self.data, self.estimates, self.etas, self.residuals(), values)
+
+    def vpc(self, replicates: int = 1000, seed: int = 1, bins: int | None = None, corrected: bool = True) -> VPC:
+        """The prediction-corrected VPC from ``replicates`` simulated datasets (the same as NPDE's)."""
+        return dataset_vpc(self.data, self.estimates, n_bins=bins, simulated=self.replicates(replicates, seed),
+                           corrected=corrected)
+
     def to_json_dict(self) -> dict:
         """The estimates document: method, objective, convergence, sizes, THETA/OMEGA/SIGMA and SE by name."""
         cov = self.covariance
@@ -127,6 +178,10 @@ class EstimationResult:
             "rse_percent": dict(zip(cov.names, map(float, cov.rse_percent), strict=True))
             if cov is not None and cov.rse_percent is not None else {},
             "covariance_step": None if cov is None else ("ok" if cov.ok else cov.failure),
+            "correlation": _named_matrix(cov.names, cov.correlation) if cov is not None and
+            cov.correlation is not None else {},
+            "etabar": self.etabar(),
+            "shrinkage_sd_percent": self.shrinkage(),
             "warnings": list(self.warnings),
         }
 
@@ -161,6 +216,8 @@ def estimate(data: pd.DataFrame | str | Path, model: Mapping | str | Path | Pred
         converged, message, iterations, evaluations = found.converged, found.message, found.iterations, \
             found.evaluations
     _ofv, per, cond = objective(prepared, [final], eta[None], method)
+    if method == "fo":  # POSTHOC: the conditional modes at the final estimates
+        cond = conditional_modes(prepared, [final], cond.eta, interaction=True)
     eta = cond.eta[0]
     eta_sd = _eta_sd(information_hessian(prepared, [final], cond)[0])
     cov = covariance_step(prepared, space, final, eta, method) if covariance else None
@@ -206,6 +263,10 @@ def _frame(data: pd.DataFrame | str | Path) -> pd.DataFrame:
     from ketaplan.nonmem.dataset import read_dataset
 
     return read_dataset(path)
+
+
+def _named_matrix(names: list[str], matrix: np.ndarray) -> dict[str, dict[str, float]]:
+    return {a: {b: float(matrix[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
 
 
 def _eta_sd(information: np.ndarray) -> np.ndarray:
