@@ -14,6 +14,7 @@ from ketaplan.cli import (
     clinic_cmd,
     compare_cmd,
     dataset_cmd,
+    estimate_cmd,
     fit_cmd,
     models_cmd,
     population_cmd,
@@ -32,6 +33,7 @@ app.command("case-report")(case_cmd.case_report_command)
 app.command("compare")(compare_cmd.compare_command)
 app.command("simulate-dataset")(dataset_cmd.simulate_dataset_command)
 app.command("fit")(fit_cmd.fit_command)
+app.command("estimate")(estimate_cmd.estimate_command)
 app.command("serve")(serve_cmd.serve_command)
 app.command("population")(population_cmd.population_command)
 app.command("search")(population_cmd.search_command)

@@ -7,6 +7,7 @@ import math
 import numbers
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -131,6 +132,28 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_folder_atomically(folder: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (name -> content) into ``folder`` only once all of them are ready: a new folder is
+    filled beside its place and renamed into it whole; in an existing one each file replaces its namesake
+    atomically."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for name, content in files.items():
+            write_atomically(folder / name, lambda p, c=content: p.write_bytes(c))
+        return
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        for name, content in files.items():
+            (tmp / name).write_bytes(content)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

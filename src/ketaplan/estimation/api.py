@@ -117,8 +117,14 @@ class EstimationResult:
         return frame
 
     def iterations_frame(self) -> pd.DataFrame:
+        """One row per iteration: OFV, the estimated parameters, the largest gradient element, evaluations so far;
+        after ``evaluate`` one row 0 at the given values (no gradient)."""
         rows = [{"ITERATION": it.iteration, "OFV": it.ofv, **it.parameters, "GRADIENT_MAX": it.gradient_norm,
                  "EVALUATIONS": it.evaluations} for it in self.iterations]
+        if not rows:
+            values = dict(zip(self.space.free_names(), self.space.natural(self.estimates), strict=True))
+            rows = [{"ITERATION": 0, "OFV": self.ofv, **values, "GRADIENT_MAX": np.nan,
+                     "EVALUATIONS": self.evaluations}]
         return pd.DataFrame(rows)
 
     def residuals(self) -> Residuals:

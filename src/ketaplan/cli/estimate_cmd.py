@@ -1,0 +1,150 @@
+"""``ketaplan estimate``: population estimates from a NONMEM-style dataset and a model file, as NONMEM computes
+them, with the per-record diagnostics, NPDE, a pcVPC, figures and a report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import typer
+
+from ketaplan.cli.common import check_output, console, err_console, guarded, write_atomically, write_folder_atomically
+from ketaplan.errors import InputError
+
+METHODS = ("foce-i", "foce", "fo", "laplace", "saem")
+DIGITS = 12
+"""Significant digits of the numbers written: no float noise, more than any estimate carries."""
+MAX_REPLICATES = 100_000
+
+
+@guarded
+def estimate_command(
+    data: Path = typer.Argument(..., help="NONMEM-style dataset (CSV or Parquet): ID TIME AMT DV ... and the "
+                                          "covariates the model uses."),
+    model: Path = typer.Option(..., help="Model file (YAML): advan, theta, parameters, omega, sigma."),
+    method: str = typer.Option("foce-i", help="foce-i (FOCE with interaction), foce, fo, laplace or saem."),
+    evaluate: bool = typer.Option(False, help="Only evaluate the objective at the initial values (NONMEM's "
+                                              "MAXEVAL=0); the diagnostics follow as usual."),
+    seed: int = typer.Option(1, help="Seed of the simulated datasets behind NPDE and the VPC."),
+    replicates: int = typer.Option(1000, help="Simulated datasets for NPDE and the VPC."),
+    out_dir: Path = typer.Option(..., help="Folder for estimates.json, etas.csv, table.csv, iterations.csv, "
+                                           "vpc.csv and the PNG figures (made if missing)."),
+    report: Path = typer.Option(None, help="Self-contained HTML report."),
+    as_json: bool = typer.Option(False, "--json", help="Print estimates.json to stdout."),
+) -> None:
+    """Estimate THETA, OMEGA and SIGMA as NONMEM does, with standard errors, diagnostics and a pcVPC."""
+    method = method.lower()
+    _check_method(method)
+    _check_folder(out_dir)
+    check_output(report, "--report", (".html",))
+    if not 20 <= replicates <= MAX_REPLICATES:
+        raise InputError("--replicates", replicates, f"a whole number from 20 to {MAX_REPLICATES:,}")
+
+    from ketaplan.estimation.api import estimate
+
+    def show(it) -> None:
+        err_console.print(f"iteration {it.iteration:>3}   OFV {it.ofv:.6f}   max |gradient| {it.gradient_norm:.3g}",
+                          highlight=False)
+
+    result = estimate(data, model, method=method, evaluate=evaluate, on_iteration=show)
+    err_console.print(f"simulating {replicates:,} datasets for NPDE and the VPC (seed {seed})", highlight=False)
+    table = result.table(npde_replicates=replicates, seed=seed)
+    vpc = result.vpc(replicates=replicates, seed=seed)
+    document = rounded(result.to_json_dict())
+    text = json.dumps(document, indent=2) + "\n"
+    files = {"estimates.json": text.encode(),
+             "etas.csv": _csv(result.etas_frame()), "table.csv": _csv(table),
+             "iterations.csv": _csv(result.iterations_frame()), "vpc.csv": _csv(vpc.bins)}
+    figures = _figures(result, table, vpc, with_svg=report is not None)
+    files.update({name: png for name, (png, _title, _svg) in figures.items()})
+    html = None
+    if report is not None:
+        from ketaplan.report.estimation_report import estimation_report_html
+
+        svgs = [(title, svg) for _png, title, svg in figures.values()]
+        html = estimation_report_html(result, vpc, svgs, [("data", str(data)), ("model", str(model))])
+    write_folder_atomically(out_dir, files)
+    if html is not None:
+        write_atomically(report, lambda p: p.write_text(html, encoding="utf-8"))
+    if as_json:
+        typer.echo(text, nl=False)
+        return
+    print_result(result)
+    for name in files:
+        console.print(f"wrote {out_dir / name}", highlight=False)
+    if report is not None:
+        console.print(f"wrote {report}", highlight=False)
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise InputError("--method", method, f"allowed methods are {', '.join(METHODS)}")
+    if method == "saem" and importlib.util.find_spec("ketaplan.estimation.saem") is None:
+        raise InputError("--method", method, "SAEM is not in this version of ketaplan yet; use foce-i, foce, fo "
+                         "or laplace")
+
+
+def _check_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise InputError("--out-dir", str(folder), "is a file; give a folder")
+    if not folder.parent.is_dir():
+        raise InputError("--out-dir", str(folder), "the folder it goes in does not exist")
+
+
+def rounded(value: object) -> object:
+    """``value`` with every float rounded to :data:`DIGITS` significant digits, NaN and infinity as None."""
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    if isinstance(value, float):
+        return float(f"{value:.{DIGITS}g}") if math.isfinite(value) else None
+    return value
+
+
+def _csv(frame) -> bytes:
+    return frame.to_csv(index=False, float_format=f"%.{DIGITS}g").encode()
+
+
+def _figures(result, table, vpc, with_svg: bool) -> dict[str, tuple[bytes, str, str | None]]:
+    """PNG files by name, each with its title and (for the report) its SVG."""
+    import matplotlib.pyplot as plt
+
+    from ketaplan.report.estimation_figures import eta_figure, gof_figure, png_bytes, vpc_figure
+    from ketaplan.report.figures import svg_text
+
+    made = {"gof.png": ("Goodness of fit", gof_figure(table)),
+            "etas.png": ("Empirical Bayes estimates of the ETAs", eta_figure(result.etas, result.estimates.omega)),
+            "vpc.png": ("Prediction-corrected VPC", vpc_figure(vpc))}
+    out = {}
+    for name, (title, fig) in made.items():
+        png = png_bytes(fig)
+        svg = svg_text(fig) if with_svg else None  # svg_text closes the figure
+        if svg is None:
+            plt.close(fig)
+        out[name] = (png, title, svg)
+    return out
+
+
+def print_result(result) -> None:
+    """The objective, the estimates with SE and RSE, shrinkage and warnings, readable at 80 columns."""
+    from rich import box
+    from rich.table import Table
+
+    from ketaplan.report.estimation_tables import ESTIMATE_COLUMNS, OBJECTIVE_NOTE, estimate_rows, run_facts
+
+    for label, value in run_facts(result):
+        console.print(f"{label}: {value}", highlight=False, markup=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for col in ESTIMATE_COLUMNS:
+        table.add_column(col, justify="left" if col == "parameter" else "right", overflow="fold")
+    for row in estimate_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    shrink = result.shrinkage()
+    console.print("shrinkage (SD %): " + ", ".join(f"{k} {v:.1f}" for k, v in shrink.items()), highlight=False)
+    for w in result.warnings:
+        console.print(f"WARNING {w}", highlight=False, markup=False)
+    console.print(OBJECTIVE_NOTE, highlight=False, markup=False)
