@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 from pathlib import Path
 
 import typer
 
-from ketaplan.cli.common import check_output, console, err_console, guarded, write_atomically, write_folder_atomically
+from ketaplan.cli.common import (
+    JSON_DIGITS,
+    check_output,
+    console,
+    err_console,
+    guarded,
+    json_ready,
+    write_atomically,
+    write_folder_atomically,
+)
 from ketaplan.errors import InputError
 
 METHODS = ("foce-i", "foce", "fo", "laplace", "saem")
-DIGITS = 12
-"""Significant digits of the numbers written: no float noise, more than any estimate carries."""
 MAX_REPLICATES = 100_000
 
 
@@ -52,7 +58,7 @@ def estimate_command(
     err_console.print(f"simulating {replicates:,} datasets for NPDE and the VPC (seed {seed})", highlight=False)
     table = result.table(npde_replicates=replicates, seed=seed)
     vpc = result.vpc(replicates=replicates, seed=seed)
-    document = rounded(result.to_json_dict())
+    document = json_ready(result.to_json_dict())
     text = json.dumps(document, indent=2) + "\n"
     files = {"estimates.json": text.encode(),
              "etas.csv": _csv(result.etas_frame()), "table.csv": _csv(table),
@@ -93,19 +99,8 @@ def _check_folder(folder: Path) -> None:
         raise InputError("--out-dir", str(folder), "the folder it goes in does not exist")
 
 
-def rounded(value: object) -> object:
-    """``value`` with every float rounded to :data:`DIGITS` significant digits, NaN and infinity as None."""
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [rounded(v) for v in value]
-    if isinstance(value, float):
-        return float(f"{value:.{DIGITS}g}") if math.isfinite(value) else None
-    return value
-
-
 def _csv(frame) -> bytes:
-    return frame.to_csv(index=False, float_format=f"%.{DIGITS}g").encode()
+    return frame.to_csv(index=False, float_format=f"%.{JSON_DIGITS}g").encode()
 
 
 def _figures(result, table, vpc, with_svg: bool) -> dict[str, tuple[bytes, str, str | None]]:
@@ -130,19 +125,13 @@ def _figures(result, table, vpc, with_svg: bool) -> dict[str, tuple[bytes, str, 
 
 def print_result(result) -> None:
     """The objective, the estimates with SE and RSE, shrinkage and warnings, readable at 80 columns."""
-    from rich import box
-    from rich.table import Table
-
+    from ketaplan.cli.tables import Column, print_table
     from ketaplan.report.estimation_tables import ESTIMATE_COLUMNS, OBJECTIVE_NOTE, estimate_rows, run_facts
 
     for label, value in run_facts(result):
         console.print(f"{label}: {value}", highlight=False, markup=False)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for col in ESTIMATE_COLUMNS:
-        table.add_column(col, justify="left" if col == "parameter" else "right", overflow="fold")
-    for row in estimate_rows(result):
-        table.add_row(*row)
-    console.print(table)
+    print_table(None, [Column(c, "left" if c == "parameter" else "right") for c in ESTIMATE_COLUMNS],
+                estimate_rows(result))
     shrink = result.shrinkage()
     console.print("shrinkage (SD %): " + ", ".join(f"{k} {v:.1f}" for k, v in shrink.items()), highlight=False)
     for w in result.warnings:
