@@ -103,12 +103,13 @@ def vpc_figure(vpc: VPC, dv_label: str = "DV") -> plt.Figure:
     return fig
 
 
-def objective_figure(iterations: pd.DataFrame) -> plt.Figure:
-    """The objective at each iteration of the search."""
+def objective_figure(iterations: pd.DataFrame, label: str = "objective (-2 log L, no n log 2 pi)") -> plt.Figure:
+    """The objective (``label``) at each iteration of the search."""
     fig, ax = plt.subplots(figsize=(8, 3.5), constrained_layout=True)
-    ax.plot(iterations["ITERATION"], iterations["OFV"], marker="o", ms=4, color=SERIES_COLOURS[0])
+    ax.plot(iterations["ITERATION"], iterations["OFV"], marker="o", ms=4 if len(iterations) <= 60 else 0,
+            color=SERIES_COLOURS[0])
     ax.set_xlabel("iteration")
-    ax.set_ylabel("objective (-2 log L, no n log 2 pi)")
+    ax.set_ylabel(label)
     ax.set_title("Objective per iteration", fontsize=11)
     return fig
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ketaplan import __version__
 from ketaplan.report.estimation_figures import objective_figure
 from ketaplan.report.estimation_tables import (
@@ -37,8 +39,11 @@ def estimation_report_html(result, vpc, figures: list[tuple[str, str]], sources:
         estimate_columns=ESTIMATE_COLUMNS, estimate_rows=estimate_rows(result),
         correlation_names=names, correlation_rows=correlation, shrinkage_rows=shrinkage_rows(result),
         warnings=result.warnings,
-        objective_svg=svg_text(objective_figure(iterations)) if len(result.iterations) > 1 else None,
-        iteration_rows=[[str(int(r.ITERATION)), f"{r.OFV:.6f}", f"{r.GRADIENT_MAX:.3g}"]
+        objective_svg=svg_text(objective_figure(iterations, "complete-data -2 log L (SAEM)" if result.method == "saem"
+                                                else "objective (-2 log L, no n log 2 pi)"))
+        if len(result.iterations) > 1 else None,
+        iteration_rows=[[str(int(r.ITERATION)), f"{r.OFV:.6f}",
+                         f"{r.GRADIENT_MAX:.3g}" if math.isfinite(r.GRADIENT_MAX) else "-"]
                         for r in iterations.itertuples()] if len(iterations) else [],
         figures=[{"title": t, "svg": s} for t, s in figures], vpc_columns=vpc_columns, vpc_rows=vpc_rows,
         vpc_replicates=vpc.n_replicates)

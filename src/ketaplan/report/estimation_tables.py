@@ -44,13 +44,16 @@ def run_facts(result) -> list[tuple[str, str]]:
         covariance = f"ok; condition number {cov.condition_number:.4g}"
     else:
         covariance = f"failed: {cov.failure}"
+    objective = f"{result.ofv:.6f}"
+    if result.ofv_se is not None:
+        objective += f" (importance sampling, Monte Carlo SE {result.ofv_se:.3g})"
     if result.evaluated_only:
         search = [("search", "none: evaluated at the given values (MAXEVAL=0)")]
     else:
         search = [("converged", f"{'yes' if result.converged else 'no'}: {result.message}"),
                   ("iterations", f"{max(len(result.iterations) - 1, 0)} ({result.evaluations} objective evaluations)")]
     return [("method", result.method.upper()), ("individuals", str(result.n_subjects)),
-            ("observations", str(result.n_observations)), ("objective (OFV)", f"{result.ofv:.6f}"), *search,
+            ("observations", str(result.n_observations)), ("objective (OFV)", objective), *search,
             ("covariance step", covariance)]
 
 
