@@ -165,8 +165,9 @@ def conditional_modes(data: EstimationData, points: list[Estimates], eta0: np.nd
 def _newton_step(y, mask, h, g, hh, r, dr, eta, omega_inv, sigmas, kind, interaction):
     """The Newton step on phi and phi's Hessian (K, N, m, m), exact where positive definite."""
     e = np.where(mask, y - h, 0.0)
-    ok = np.where(mask, r, 1.0)
-    weight = np.where(mask, (dr / ok) * (1 - e * e / ok) - 2 * e / ok, 0.0)  # dphi/dh
+    ok = np.where(mask & (r > 0), r, 1.0)  # a zero variance (zero prediction, proportional error) is phi = inf
+    with np.errstate(all="ignore"):
+        weight = np.where(mask, (dr / ok) * (1 - e * e / ok) - 2 * e / ok, 0.0)  # dphi/dh
     gs = np.where(np.isfinite(g), g, 0.0)
     hhs = np.where(np.isfinite(hh), hh, 0.0)
     grad = np.einsum("knw,knwm->knm", weight, gs) + 2 * np.einsum("kab,knb->kna", omega_inv, eta)
@@ -187,7 +188,7 @@ def _newton_step(y, mask, h, g, hh, r, dr, eta, omega_inv, sigmas, kind, interac
 
 def _information(mask: np.ndarray, r: np.ndarray, dr: np.ndarray) -> np.ndarray:
     """Fisher information of each observation about h: 1/R + (dR/dh / R)^2 / 2 (the variance's own share)."""
-    ok = np.where(mask, r, 1.0)
+    ok = np.where(mask & (r > 0), r, 1.0)
     return np.where(mask, 1 / ok + 0.5 * (dr / ok) ** 2, 0.0)
 
 
