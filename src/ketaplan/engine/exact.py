@@ -240,6 +240,11 @@ def _evaluate(props, schedule, a_after, r_after, times, orders, readout, varying
     jc = np.maximum(j, 0)
     tb = np.take_along_axis(schedule.time, jc, axis=1) if b else np.zeros(times.shape)
     tau = np.where(none, 0.0, times - tb)
+    if b and not varying and isinstance(props[0], ModalPropagator) and readout.shape[1] < n:
+        # fewer outputs than states: per-boundary output coefficients, gathered per output time
+        coef = props[0].output_coefficients(a_after, r_after, readout)
+        values = coef.at(props[0].lam, jc, tau)
+        return np.where(none[..., None], 0.0, values)
     a = np.take_along_axis(a_after, jc[..., None], axis=1) if b else np.zeros((*times.shape, n))
     r = np.take_along_axis(r_after, jc[..., None], axis=1) if b else np.zeros((*times.shape, n))
     a = np.where(none[..., None], 0.0, a)

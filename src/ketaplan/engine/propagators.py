@@ -225,6 +225,22 @@ class OutputCoefficients:
     slow: np.ndarray | None  # (S, n) modes handled directly
     w: np.ndarray | None
 
+    def at(self, lam: np.ndarray, j: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        """Outputs (S, T, n_out) at times ``tau`` (S, T) after each subject's boundary ``j`` (S, T)."""
+        rows = np.arange(len(lam))[:, None]
+        e = _exp_clipped(lam[:, None, :] * tau[..., None], floor=-700.0)  # (S, T, n)
+        out = np.einsum("stoi,sti->sto", self.p[rows, j], e) + self.c[rows, j]
+        z0 = self.z0[rows, j]  # (S, T, n)
+        if self.slow is not None:
+            lam_slow = np.where(self.slow, lam, 0.0)[:, None, :]
+            z = np.exp(lam_slow * tau[..., None]) * z0 + phi1(lam_slow, tau[..., None]) * self.w[rows, j]
+            out += np.einsum("soi,sti->sto", self.mixed, np.where(self.slow[:, None, :], z, 0.0))
+        at_boundary = tau == 0.0
+        if at_boundary.any():  # at the boundary itself: the amounts, free of the cancellation in p + c
+            exact = np.einsum("soi,sti->sto", self.mixed, z0)
+            out = np.where(at_boundary[..., None], exact, out)
+        return out
+
     def segment(self, lam: np.ndarray, j: int, tau: np.ndarray, dest: np.ndarray, origin: float = 0.0) -> None:
         """Write outputs at times ``tau`` (T,) after boundary j (at time ``origin``) into ``dest`` (S, n_out, T)."""
         for lo, hi, step in _even_pieces(tau, origin):
