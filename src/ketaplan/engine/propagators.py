@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.linalg import expm
@@ -312,6 +313,12 @@ MIN_EVEN_RUN = 64
 
 
 def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, float | None]]:
+    """:func:`_split_even` of ``tau``, remembered: a population's blocks of subjects share their output times."""
+    return list(_split_even(np.ascontiguousarray(tau, dtype=float).tobytes(), float(origin)))
+
+
+@lru_cache(maxsize=256)
+def _split_even(tau_bytes: bytes, origin: float) -> tuple[tuple[int, int, float | None], ...]:
     """Split output times into (start, stop, step) pieces: evenly spaced runs of at least MIN_EVEN_RUN
     points carry their step, the points between them carry None (evaluated directly).
 
@@ -320,9 +327,10 @@ def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, f
     neighbouring steps alone accepted smoothly graded grids (np.geomspace), whose points then moved
     along the line, by up to 8 % of the peak.
     """
+    tau = np.frombuffer(tau_bytes)
     t = len(tau)
     if t < MIN_EVEN_RUN:
-        return [(0, t, None)]
+        return ((0, t, None),)
     d = np.diff(tau)
     tol = 1e-12 * max(1.0, abs(float(tau[-1])) + abs(origin))  # candidates; each is then checked against its line
     bounds = np.concatenate([[0], np.flatnonzero(np.abs(np.diff(d)) > tol) + 1, [len(d)]])
@@ -344,7 +352,7 @@ def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, f
         cursor = stop
     if cursor < t:
         pieces.append((cursor, t, None))
-    return pieces
+    return tuple(pieces)
 
 
 LINE_ULPS = 64
