@@ -145,6 +145,18 @@ def test_results_do_not_depend_on_chunk_size(spec):
         pd.testing.assert_frame_equal(a.bands[name], b.bands[name], check_exact=False, rtol=1e-12)
 
 
+def test_results_do_not_depend_on_the_block_size_within_a_chunk(spec, monkeypatch):
+    from ketaplan.population import run
+
+    pspec = make_spec(REPEAT, spec, n=700, seed=5)
+    whole = run_population(pspec, chunk=700)
+    monkeypatch.setattr(run, "BLOCK_VALUES", 37 * len(pspec.times))
+    blocks = run_population(pspec, chunk=700)
+    pd.testing.assert_frame_equal(whole.subjects, blocks.subjects, check_exact=False, rtol=1e-12)
+    for name in whole.bands:
+        pd.testing.assert_frame_equal(whole.bands[name], blocks.bands[name])
+
+
 def test_the_seed_fixes_the_patients_and_changing_it_changes_them(spec):
     a = run_population(make_spec(REPEAT, spec, n=100, seed=8))
     b = run_population(make_spec(REPEAT, spec, n=100, seed=8))

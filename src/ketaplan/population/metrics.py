@@ -12,13 +12,12 @@ that lower bound and the ``..._censored`` flag is set.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from ketaplan.engine.pd import hill
 from ketaplan.models.thresholds import thresholds_for
 from ketaplan.population.covariates import STREAM_RESPONSE, block_uniforms
 from ketaplan.population.model_run import PopulationSpec, SliceValues
-from ketaplan.population.stream import Binning, add_counts
+from ketaplan.population.stream import Binning, Histograms
 from ketaplan.population.variability import add_residual_error
 from ketaplan.simulation.summary import time_above_batch
 
@@ -63,15 +62,19 @@ def response_draws(pspec: PopulationSpec, start: int, stop: int) -> np.ndarray:
     return block_uniforms(pspec.seed, STREAM_RESPONSE, start, stop, 1)[:, 0]
 
 
-def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0, with_counts: bool = True
-                    ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """One row per subject and histogram counts (band times x bins) per output (empty without ``with_counts``).
+Columns = dict[str, np.ndarray]
+"""Per-subject results: one array per column, one value per subject (a DataFrame is built once, at the end)."""
+
+
+def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0,
+                    histograms: Histograms | None = None) -> Columns:
+    """One value per subject and column; with ``histograms`` the outputs at the band times are added to them.
 
     ``scale`` multiplies every dose (the PK is linear): the regimen search uses it to evaluate several
     rates from one simulation.
     """
     t = pspec.times
-    c = sv.output(sv.parent) * scale if scale != 1.0 else sv.output(sv.parent)
+    c = _scaled(sv, sv.parent, scale)
     th = thresholds_for(pspec.spec.drug)
     courses = pspec.courses
     dosing_hours = sum(a.end - a.start for course in courses for a in course.administrations)
@@ -84,19 +87,21 @@ def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0, 
     in_window = in_a - in_p
     stop = sv.start + len(c)
     cov = sv.covariates
-    rows = pd.DataFrame({
+    rows = {
         "subject": np.arange(sv.start, stop), "weight": cov.weight, "age": cov.age, "sex": cov.sex,
         "height": cov.height, "cmax_ng_ml": c.max(axis=1), "auc_ng_h_ml": c @ trapezoid_weights(t),
         "hours_above_analgesia": above_a, "hours_above_psychotomimetic": above_p, "hours_in_window": in_window,
-    })
-    rows["target_attained"] = rows["hours_in_window"] >= pspec.window_fraction * max(dosing_hours, 1e-9)
-    rows["psychotomimetic"] = above_p > 0
-    band = pspec.band_index if with_counts else None
-    counts = {sv.parent: _counts(c, Binning.concentration(), band)}
+        "target_attained": in_window >= pspec.window_fraction * max(dosing_hours, 1e-9),
+        "psychotomimetic": above_p > 0,
+    }
+    band = pspec.band_index
+    if histograms is not None:
+        histograms.add(sv.parent, c[:, band], Binning.concentration())
     for name in (sv.metabolite, sv.effect):
         if name:
-            values = sv.output(name) * scale
-            counts[name] = _counts(values, Binning.concentration(), band)
+            values = _scaled(sv, name, scale)
+            if histograms is not None:
+                histograms.add(name, values[:, band], Binning.concentration())
             if name == sv.metabolite:
                 rows["norketamine_cmax_ng_ml"] = values.max(axis=1)
                 rows["norketamine_auc_ng_h_ml"] = values @ trapezoid_weights(t)
@@ -105,11 +110,17 @@ def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0, 
         relief = _relief(sv, scale)
         rows["responder"] = response_draws(pspec, sv.start, stop) < _param(sv, sv.relief.p_response)[:, 0]
         _relief_columns(rows, t, relief, courses, pspec.relief_threshold)
-        counts["relief"] = _counts(relief, Binning.fraction(), band)
-    return rows, {k: v for k, v in counts.items() if v is not None}
+        if histograms is not None:
+            histograms.add("relief", relief[:, band], Binning.fraction())
+    return rows
 
 
-def _observation_columns(rows: pd.DataFrame, pspec: PopulationSpec, sv: SliceValues, scale: float) -> None:
+def _scaled(sv: SliceValues, name: str, scale: float) -> np.ndarray:
+    """An output (S, T) for doses times ``scale`` (a view when the scale is 1)."""
+    return sv.output(name) * scale if scale != 1.0 else sv.output(name)
+
+
+def _observation_columns(rows: Columns, pspec: PopulationSpec, sv: SliceValues, scale: float) -> None:
     """Predicted and observed (with residual error) plasma levels at the sampling times."""
     if not pspec.sample_times:
         return
@@ -124,16 +135,16 @@ def _observation_columns(rows: pd.DataFrame, pspec: PopulationSpec, sv: SliceVal
 
 def _relief(sv: SliceValues, scale: float) -> np.ndarray:
     layer = sv.relief
-    ce = sv.output(layer.input) * scale if scale != 1.0 else sv.output(layer.input)
+    ce = _scaled(sv, layer.input, scale)
     relief = hill(ce, _param(sv, layer.c50), _param(sv, layer.gamma))
     relief *= _param(sv, layer.emax)
     return relief
 
 
-def _relief_columns(rows: pd.DataFrame, t: np.ndarray, relief: np.ndarray, courses, threshold: float) -> None:
+def _relief_columns(rows: Columns, t: np.ndarray, relief: np.ndarray, courses, threshold: float) -> None:
     end_index = min(int(np.searchsorted(t, courses[0].end)), len(t) - 1)  # the grid holds each dose's end
     rows["relief_at_end"] = relief[:, end_index]
-    maintained = np.ones(len(rows), dtype=bool)
+    maintained = np.ones(len(relief), dtype=bool)
     for k, course in enumerate(courses):
         until = courses[k + 1].start if k + 1 < len(courses) else t[-1]
         days, censored = relief_days(t, relief, course.end, max(until, course.end), threshold)
@@ -153,12 +164,3 @@ def _param(sv: SliceValues, ref) -> np.ndarray:
         return per_course[:, sv.course_of_time]
     v = sv.built.params[ref] if isinstance(ref, str) else np.full(sv.built.n_subjects, float(ref))
     return np.asarray(v, dtype=float).reshape(-1, 1)
-
-
-def _counts(values: np.ndarray, binning: Binning, index: np.ndarray | None) -> np.ndarray | None:
-    if index is None:
-        return None
-    # a chunk's counts travel from worker to client: 16 bits suffice below 65,536 subjects and halve that
-    counts = np.zeros((len(index), binning.n), dtype=np.uint16 if len(values) < 2**16 else np.int64)
-    add_counts(counts, values[:, index], binning)
-    return counts

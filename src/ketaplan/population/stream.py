@@ -50,12 +50,40 @@ class Binning:
         return x.astype(np.int64)
 
 
+def flat_bins(values: np.ndarray, binning: Binning) -> np.ndarray:
+    """Index of each value's (time, bin) cell in a flattened (T, bins) histogram, for values (S, T)."""
+    idx = binning.index(values)
+    idx += (np.arange(values.shape[1]) * binning.n)[None, :]
+    return idx.ravel()
+
+
 def add_counts(counts: np.ndarray, values: np.ndarray, binning: Binning) -> None:
     """Add values (S, T) to counts (T, bins) in place."""
-    t = values.shape[1]
-    idx = binning.index(values)
-    idx += (np.arange(t) * binning.n)[None, :]
-    counts += np.bincount(idx.ravel(), minlength=t * binning.n).reshape(t, binning.n).astype(counts.dtype)
+    counts += np.bincount(flat_bins(values, binning), minlength=counts.size).reshape(counts.shape).astype(counts.dtype)
+
+
+class Histograms:
+    """Histogram counts (times x bins) per variable, gathered block by block and counted once.
+
+    Counting once per chunk rather than per block keeps the (times x bins) work out of the block loop.
+    """
+
+    def __init__(self) -> None:
+        self._cells: dict[str, list[np.ndarray]] = {}
+        self._shape: dict[str, tuple[int, int]] = {}
+
+    def add(self, name: str, values: np.ndarray, binning: Binning) -> None:
+        """Remember the cells of values (S, T) of ``name`` (the same binning and times at every call)."""
+        self._cells.setdefault(name, []).append(flat_bins(values, binning))
+        self._shape[name] = (values.shape[1], binning.n)
+
+    def counts(self, dtype: type = np.int64) -> dict[str, np.ndarray]:
+        """Counts (T, bins) per variable, in the order first added."""
+        out = {}
+        for name, cells in self._cells.items():
+            t, n = self._shape[name]
+            out[name] = np.bincount(np.concatenate(cells), minlength=t * n).reshape(t, n).astype(dtype)
+        return out
 
 
 def percentiles_from_counts(counts: np.ndarray, binning: Binning, qs: list[float]) -> np.ndarray:
