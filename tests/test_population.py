@@ -17,14 +17,14 @@ from ketaplan.errors import InputError
 from ketaplan.models.thresholds import thresholds_for
 from ketaplan.population.api import simulate_population
 from ketaplan.population.covariates import BLOCK, builtin_population, sample_covariates
-from ketaplan.population.metrics import relief_days
+from ketaplan.population.metrics import hours_above, relief_days
 from ketaplan.population.model_run import PopulationSpec, covariates_of, make_spec, simulate_slice
 from ketaplan.population.run import run_population
 from ketaplan.population.stream import BINS_PER_DECADE, Binning
 from ketaplan.population.variability import omega_matrix, sample_etas
 from ketaplan.regimen.text import parse_regimen
 from ketaplan.simulation.run import model_for
-from ketaplan.simulation.summary import time_above
+from ketaplan.simulation.summary import time_above, time_above_batch
 
 REPEAT = parse_regimen("20 mg/h IV for 5 d every 6 weeks x 2")
 PER_KG = parse_regimen("0.3 mg/kg/h IV for 2 d (max 25 mg/h)")
@@ -85,6 +85,25 @@ def test_per_subject_metrics_match_a_patient_by_patient_computation(small):
         assert s.loc[i, "hours_in_window"] == pytest.approx(window, abs=1e-9)
         assert s.loc[i, "target_attained"] == (window >= 0.8 * dosing_hours)
         assert s.loc[i, "psychotomimetic"] == (c.max() > th["psychotomimetic"].value)
+
+
+def test_hours_above_from_crossings_equal_the_interval_by_interval_sum():
+    """The population's run-and-crossing count against time_above_batch (every grid interval), with levels hit
+    exactly, runs touching the first and last points, single points above and flat rows."""
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n = int(rng.integers(2, 50))
+        t = np.cumsum(rng.uniform(0.01, 30.0, n)) - 5.0
+        if trial % 2:
+            c, level = rng.choice([0.0, 1.0, 2.0], size=(int(rng.integers(1, 30)), n)), 1.0
+        else:
+            c, level = rng.lognormal(0.0, 1.0, (int(rng.integers(1, 30)), n)), float(rng.lognormal(0.0, 1.0))
+        inside = rng.random(n - 1) < 0.5
+        expected, expected_inside = time_above_batch(t, c, level, inside)
+        hours, hours_inside = hours_above(t, c, level, inside)
+        np.testing.assert_allclose(hours, expected, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(hours_inside, expected_inside, rtol=0, atol=1e-9)
+        assert np.array_equal(hours > 0, (c > level).any(axis=1))
 
 
 def test_target_attainment_equals_the_brute_force_fraction(small):

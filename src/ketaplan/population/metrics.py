@@ -19,7 +19,6 @@ from ketaplan.population.covariates import STREAM_RESPONSE, block_uniforms
 from ketaplan.population.model_run import PopulationSpec, SliceValues
 from ketaplan.population.stream import Binning, Histograms
 from ketaplan.population.variability import add_residual_error
-from ketaplan.simulation.summary import time_above_batch
 
 
 def trapezoid_weights(t: np.ndarray) -> np.ndarray:
@@ -29,6 +28,31 @@ def trapezoid_weights(t: np.ndarray) -> np.ndarray:
     w[:-1] += dt / 2
     w[1:] += dt / 2
     return w
+
+
+def hours_above(t: np.ndarray, c: np.ndarray, level: float, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hours with c (S, T) above ``level``, in all and within the grid intervals marked ``inside``.
+
+    Linear interpolation inside grid intervals, as :func:`ketaplan.simulation.summary.time_above_batch`, from the
+    runs of grid points above the level and the intervals where c crosses it (a few per course), not from a
+    pass per interval: whole intervals of a run add up to a clock's difference between its ends.
+    """
+    s, n = c.shape
+    padded = np.zeros((s, n + 2), dtype=bool)
+    np.greater(c, level, out=padded[:, 1:-1])
+    rows, change = np.nonzero(padded[:, 1:] != padded[:, :-1])  # per row: start, end + 1, start, end + 1, ...
+    run_rows, first, last = rows[0::2], change[0::2], change[1::2] - 1
+    cross_rows = np.concatenate([run_rows[first > 0], run_rows[last < n - 1]])
+    col = np.concatenate([first[first > 0] - 1, last[last < n - 1]])  # the crossing lies in (t[col], t[col + 1])
+    a, b = c[cross_rows, col] - level, c[cross_rows, col + 1] - level
+    part = np.where(a > 0, a / (a - b), b / (b - a))
+    dt = np.diff(t)
+    dt_in = np.where(inside, dt, 0.0)
+    totals = []
+    for clock, width in ((t, dt), (np.concatenate([[0.0], np.cumsum(dt_in)]), dt_in)):
+        whole = np.bincount(run_rows, clock[last] - clock[first], s)
+        totals.append(whole + np.bincount(cross_rows, part * width[col], s))
+    return totals[0], totals[1]
 
 
 def relief_days(t: np.ndarray, relief: np.ndarray, end: float, until: float, threshold: float
@@ -82,8 +106,8 @@ def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0,
     for course in courses:
         for a in course.administrations:
             inside |= (t[:-1] >= a.start) & (t[1:] <= a.end)
-    above_a, in_a = time_above_batch(t, c, th["analgesia"].value, inside)
-    above_p, in_p = time_above_batch(t, c, th["psychotomimetic"].value, inside)
+    above_a, in_a = hours_above(t, c, th["analgesia"].value, inside)
+    above_p, in_p = hours_above(t, c, th["psychotomimetic"].value, inside)
     in_window = in_a - in_p
     stop = sv.start + len(c)
     cov = sv.covariates
