@@ -195,14 +195,15 @@ class ModalPropagator:
         M = readout @ V. Modes with |lambda| < SLOW_MODE (compartments that hardly empty) keep the
         form e^(lam tau) z0 + phi1 w, which has no cancellation when lam tau is tiny.
         """
-        z0 = np.einsum("sij,sbj->sbi", self.inv, a)
-        w = np.einsum("sij,sbj->sbi", self.inv, r)
+        to_modal = np.swapaxes(self.inv, 1, 2)
+        z0 = np.matmul(a, to_modal)  # (S, B, n): V^-1 a after each boundary
+        w = np.matmul(r, to_modal)
         mixed = np.matmul(readout, self.vec)  # (S, n_out, n)
         slow = np.abs(self.lam) < SLOW_MODE
         safe = np.where(slow, 1.0, self.lam)
         q = np.where(slow[:, None, :], 0.0, w / safe[:, None, :])
         p = mixed[:, None, :, :] * (z0 + q)[:, :, None, :]  # (S, B, n_out, n)
-        c = -np.einsum("soi,sbi->sbo", mixed, q)
+        c = -np.matmul(q, np.swapaxes(mixed, 1, 2))
         if np.any(slow):
             p = np.where(slow[:, None, None, :], 0.0, p)
             return OutputCoefficients(p, c, mixed, z0, slow, w)
