@@ -276,6 +276,23 @@ def test_residual_error_at_sampling_times_has_the_model_sd(spec):
     np.testing.assert_allclose(s["ketamine_pred_150h"][:5], c[:, np.searchsorted(result.pspec.times, 150.0)])
 
 
+def test_relief_read_on_part_of_the_grid_equals_relief_on_the_whole_grid(small):
+    """Relief is evaluated only at the band times and after each course; the same numbers as on the whole grid."""
+    from ketaplan.engine.pd import hill
+
+    pspec, result, sv = small
+    layer, p, t, courses = sv.relief, sv.built.params, pspec.times, pspec.courses
+    relief = hill(sv.output(layer.input), p[layer.c50][:, None], p[layer.gamma][:, None])
+    relief *= p[layer.emax][:, None]
+    s = result.subjects
+    days, censored = relief_days(t, relief, courses[0].end, courses[1].start, pspec.relief_threshold)
+    np.testing.assert_array_equal(s["relief_days_first"], days)
+    np.testing.assert_array_equal(s["relief_first_censored"], censored)
+    np.testing.assert_array_equal(s["relief_maintained"], censored)
+    np.testing.assert_array_equal(s["relief_at_end"], relief[:, np.searchsorted(t, courses[0].end)])
+    assert 0 < censored.mean() < 1 and days.min() >= 0
+
+
 def test_relief_days_interpolate_the_crossing_and_flag_censoring():
     t = np.array([0.0, 24.0, 48.0, 72.0, 96.0])
     relief = np.array([[0.5, 0.6, 0.4, 0.2, 0.1],   # peaks at 24 h, crosses 0.3 halfway between 48 and 72 h

@@ -55,6 +55,11 @@ def hours_above(t: np.ndarray, c: np.ndarray, level: float, inside: np.ndarray) 
     return totals[0], totals[1]
 
 
+def relief_window(t: np.ndarray, end: float, until: float) -> tuple[int, int]:
+    """Grid columns lo..hi-1 searched for the end of relief after a course ending at ``end``."""
+    return int(np.searchsorted(t, end)), int(np.searchsorted(t, until, side="right"))
+
+
 def relief_days(t: np.ndarray, relief: np.ndarray, end: float, until: float, threshold: float
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Days from ``end`` until relief falls below ``threshold`` after its peak, searched up to ``until``.
@@ -63,7 +68,7 @@ def relief_days(t: np.ndarray, relief: np.ndarray, end: float, until: float, thr
     and ``until``; (until - end) days and censored=True if it is still above the threshold at ``until``.
     The crossing is interpolated linearly between grid times.
     """
-    lo, hi = np.searchsorted(t, end), np.searchsorted(t, until, side="right")
+    lo, hi = relief_window(t, end, until)
     window = relief[:, lo:hi]
     if window.shape[1] == 0:
         return np.zeros(len(relief)), np.zeros(len(relief), dtype=bool)
@@ -106,14 +111,17 @@ def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0,
     for course in courses:
         for a in course.administrations:
             inside |= (t[:-1] >= a.start) & (t[1:] <= a.end)
+    cmax = c.max(axis=1)
     above_a, in_a = hours_above(t, c, th["analgesia"].value, inside)
-    above_p, in_p = hours_above(t, c, th["psychotomimetic"].value, inside)
+    above_p, in_p = np.zeros(len(c)), np.zeros(len(c))
+    reach = np.flatnonzero(cmax > th["psychotomimetic"].value)  # the others spend 0 h above it
+    above_p[reach], in_p[reach] = hours_above(t, c[reach], th["psychotomimetic"].value, inside)
     in_window = in_a - in_p
     stop = sv.start + len(c)
     cov = sv.covariates
     rows = {
         "subject": np.arange(sv.start, stop), "weight": cov.weight, "age": cov.age, "sex": cov.sex,
-        "height": cov.height, "cmax_ng_ml": c.max(axis=1), "auc_ng_h_ml": c @ trapezoid_weights(t),
+        "height": cov.height, "cmax_ng_ml": cmax, "auc_ng_h_ml": c @ trapezoid_weights(t),
         "hours_above_analgesia": above_a, "hours_above_psychotomimetic": above_p, "hours_in_window": in_window,
         "target_attained": in_window >= pspec.window_fraction * max(dosing_hours, 1e-9),
         "psychotomimetic": above_p > 0,
@@ -131,12 +139,23 @@ def subject_metrics(pspec: PopulationSpec, sv: SliceValues, scale: float = 1.0,
                 rows["norketamine_auc_ng_h_ml"] = values @ trapezoid_weights(t)
     _observation_columns(rows, pspec, sv, scale)
     if sv.relief is not None:
-        relief = _relief(sv, scale)
+        cols = relief_grid(t, courses, band)
+        relief = _relief(sv, scale, cols)
         rows["responder"] = response_draws(pspec, sv.start, stop) < _param(sv, sv.relief.p_response)[:, 0]
-        _relief_columns(rows, t, relief, courses, pspec.relief_threshold)
+        _relief_columns(rows, t[cols], relief, courses, pspec.relief_threshold)
         if histograms is not None:
-            histograms.add("relief", relief[:, band], Binning.fraction())
+            histograms.add("relief", relief[:, np.searchsorted(cols, band)], Binning.fraction())
     return rows
+
+
+def relief_grid(t: np.ndarray, courses, band: np.ndarray) -> np.ndarray:
+    """The grid columns where relief is read: the band times, the end of course 1 and each course's search
+    window (not the doses' own time, about half the grid)."""
+    cols = [band, [min(int(np.searchsorted(t, courses[0].end)), len(t) - 1)]]
+    for k, course in enumerate(courses):
+        until = courses[k + 1].start if k + 1 < len(courses) else t[-1]
+        cols.append(np.arange(*relief_window(t, course.end, max(until, course.end))))
+    return np.unique(np.concatenate(cols).astype(int))
 
 
 def _scaled(sv: SliceValues, name: str, scale: float) -> np.ndarray:
@@ -157,11 +176,14 @@ def _observation_columns(rows: Columns, pspec: PopulationSpec, sv: SliceValues, 
             rows[f"{name}_obs_{t:g}h"] = obs[:, j]
 
 
-def _relief(sv: SliceValues, scale: float) -> np.ndarray:
+def _relief(sv: SliceValues, scale: float, cols: np.ndarray) -> np.ndarray:
+    """Relief (S, len(cols)) at the grid columns ``cols``."""
     layer = sv.relief
-    ce = _scaled(sv, layer.input, scale)
-    relief = hill(ce, _param(sv, layer.c50), _param(sv, layer.gamma))
-    relief *= _param(sv, layer.emax)
+    ce = sv.output(layer.input)[:, cols]
+    if scale != 1.0:
+        ce *= scale
+    relief = hill(ce, _param(sv, layer.c50, cols), _param(sv, layer.gamma, cols))
+    relief *= _param(sv, layer.emax, cols)
     return relief
 
 
@@ -181,10 +203,10 @@ def _relief_columns(rows: Columns, t: np.ndarray, relief: np.ndarray, courses, t
         rows["relief_maintained"] = maintained
 
 
-def _param(sv: SliceValues, ref) -> np.ndarray:
-    """A parameter as (S, 1), or (S, T) when it changes from course to course."""
+def _param(sv: SliceValues, ref, cols: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """A parameter as (S, 1), or (S, len(cols)) at grid columns ``cols`` when it changes from course to course."""
     if isinstance(ref, str) and sv.course_builts is not None:
         per_course = np.stack([np.asarray(b.params[ref], dtype=float) for b in sv.course_builts], axis=1)
-        return per_course[:, sv.course_of_time]
+        return per_course[:, sv.course_of_time[cols]]
     v = sv.built.params[ref] if isinstance(ref, str) else np.full(sv.built.n_subjects, float(ref))
     return np.asarray(v, dtype=float).reshape(-1, 1)
