@@ -42,7 +42,10 @@ class Binning:
         """Bin index of each value: 0 below the first edge, n-1 above the last (arithmetic, edges are uniform)."""
         lo, hi = (np.log10(self.edges[0]), np.log10(self.edges[-1])) if self.log else (self.edges[0], self.edges[-1])
         width = (hi - lo) / (len(self.edges) - 1)
-        x = np.log10(np.maximum(values, 1e-300)) if self.log else np.array(values, dtype=float)
+        x = np.array(values, dtype=float)
+        if self.log:
+            np.maximum(x, 1e-300, out=x)
+            np.log10(x, out=x)
         x -= lo
         x /= width
         x += 1.0
@@ -59,31 +62,25 @@ def flat_bins(values: np.ndarray, binning: Binning) -> np.ndarray:
 
 def add_counts(counts: np.ndarray, values: np.ndarray, binning: Binning) -> None:
     """Add values (S, T) to counts (T, bins) in place."""
-    counts += np.bincount(flat_bins(values, binning), minlength=counts.size).reshape(counts.shape).astype(counts.dtype)
+    found = np.bincount(flat_bins(values, binning), minlength=counts.size).reshape(counts.shape)
+    counts += found.astype(counts.dtype, copy=False)
 
 
 class Histograms:
-    """Histogram counts (times x bins) per variable, gathered block by block and counted once.
-
-    Counting once per chunk rather than per block keeps the (times x bins) work out of the block loop.
-    """
+    """Histogram counts (times x bins) per variable, added up block by block (memory independent of the chunk)."""
 
     def __init__(self) -> None:
-        self._cells: dict[str, list[np.ndarray]] = {}
-        self._shape: dict[str, tuple[int, int]] = {}
+        self._counts: dict[str, np.ndarray] = {}
 
     def add(self, name: str, values: np.ndarray, binning: Binning) -> None:
-        """Remember the cells of values (S, T) of ``name`` (the same binning and times at every call)."""
-        self._cells.setdefault(name, []).append(flat_bins(values, binning))
-        self._shape[name] = (values.shape[1], binning.n)
+        """Count values (S, T) of ``name`` (the same binning and times at every call)."""
+        if name not in self._counts:
+            self._counts[name] = np.zeros((values.shape[1], binning.n), dtype=np.int64)
+        add_counts(self._counts[name], values, binning)
 
     def counts(self, dtype: type = np.int64) -> dict[str, np.ndarray]:
         """Counts (T, bins) per variable, in the order first added."""
-        out = {}
-        for name, cells in self._cells.items():
-            t, n = self._shape[name]
-            out[name] = np.bincount(np.concatenate(cells), minlength=t * n).reshape(t, n).astype(dtype)
-        return out
+        return {name: c.astype(dtype) for name, c in self._counts.items()}
 
 
 def percentiles_from_counts(counts: np.ndarray, binning: Binning, qs: list[float]) -> np.ndarray:
