@@ -24,8 +24,8 @@ DEFAULT_CHUNK = 2000
 BLOCK_VALUES = 400_000
 """A chunk is simulated and reduced in blocks of about this many grid values (subjects x times; 3.2 MB per
 output): small enough that a block's time courses are mostly still in cache while its metrics are taken, large
-enough to spread each block's fixed cost (about 400 subjects on the benchmark's grid; 130 to 2,000 were 5 to
-20 % slower here)."""
+enough to spread each block's fixed cost (about 400 subjects on the benchmark's grid; blocks of 258 to 2,000
+subjects were 3 to 10 % slower here, 128 were 22 % slower)."""
 
 
 @dataclass
