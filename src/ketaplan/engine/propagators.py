@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.linalg import expm
@@ -194,14 +195,15 @@ class ModalPropagator:
         M = readout @ V. Modes with |lambda| < SLOW_MODE (compartments that hardly empty) keep the
         form e^(lam tau) z0 + phi1 w, which has no cancellation when lam tau is tiny.
         """
-        z0 = np.einsum("sij,sbj->sbi", self.inv, a)
-        w = np.einsum("sij,sbj->sbi", self.inv, r)
+        to_modal = np.swapaxes(self.inv, 1, 2)
+        z0 = np.matmul(a, to_modal)  # (S, B, n): V^-1 a after each boundary
+        w = np.matmul(r, to_modal)
         mixed = np.matmul(readout, self.vec)  # (S, n_out, n)
         slow = np.abs(self.lam) < SLOW_MODE
         safe = np.where(slow, 1.0, self.lam)
         q = np.where(slow[:, None, :], 0.0, w / safe[:, None, :])
         p = mixed[:, None, :, :] * (z0 + q)[:, :, None, :]  # (S, B, n_out, n)
-        c = -np.einsum("soi,sbi->sbo", mixed, q)
+        c = -np.matmul(q, np.swapaxes(mixed, 1, 2))
         if np.any(slow):
             p = np.where(slow[:, None, None, :], 0.0, p)
             return OutputCoefficients(p, c, mixed, z0, slow, w)
@@ -328,6 +330,12 @@ MIN_EVEN_RUN = 64
 
 
 def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, float | None]]:
+    """:func:`_split_even` of ``tau``, remembered: a population's blocks of subjects share their output times."""
+    return list(_split_even(np.ascontiguousarray(tau, dtype=float).tobytes(), float(origin)))
+
+
+@lru_cache(maxsize=256)
+def _split_even(tau_bytes: bytes, origin: float) -> tuple[tuple[int, int, float | None], ...]:
     """Split output times into (start, stop, step) pieces: evenly spaced runs of at least MIN_EVEN_RUN
     points carry their step, the points between them carry None (evaluated directly).
 
@@ -336,9 +344,10 @@ def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, f
     neighbouring steps alone accepted smoothly graded grids (np.geomspace), whose points then moved
     along the line, by up to 8 % of the peak.
     """
+    tau = np.frombuffer(tau_bytes)
     t = len(tau)
     if t < MIN_EVEN_RUN:
-        return [(0, t, None)]
+        return ((0, t, None),)
     d = np.diff(tau)
     tol = 1e-12 * max(1.0, abs(float(tau[-1])) + abs(origin))  # candidates; each is then checked against its line
     bounds = np.concatenate([[0], np.flatnonzero(np.abs(np.diff(d)) > tol) + 1, [len(d)]])
@@ -360,7 +369,7 @@ def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, f
         cursor = stop
     if cursor < t:
         pieces.append((cursor, t, None))
-    return pieces
+    return tuple(pieces)
 
 
 LINE_ULPS = 64
