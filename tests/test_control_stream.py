@@ -217,6 +217,8 @@ def test_pk_refusals_name_the_record_and_statement(pk, message):
     ("Y = F + EPS(1) + F*EPS(2)", {"additive": 0.04, "proportional": 0.5, "fix": ["proportional"]},
      "0.04 0.5 FIX", None),
     ("IPRED = LOG(F)\nY = IPRED + EPS(1)", {"additive": 0.04}, "0.04", "log"),
+    ("IPRED = F\nDEL = 0\nIF (IPRED.EQ.0) DEL = 0.0001\nW = IPRED + DEL\nY = IPRED + W*EPS(1)\n"
+     "IF (ICALL.EQ.4) THEN\n  IF (Y.LT.0) Y = 0\nENDIF", {"proportional": 0.04}, "0.04", None),
 ])
 def test_error_forms(error, sigma, sigma_record, transform):
     s = parse(stream(error=error, sigma=sigma_record))

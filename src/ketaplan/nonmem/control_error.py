@@ -9,7 +9,8 @@ EPS(i) enters through h = dY/dEPS(i) at EPS = 0, the first-order term NONMEM's m
   (THETA(4)*F)**2)``, ``W = THETA(3)*F``): additive variance THETA(a)^2 and proportional THETA(b)^2. Those
   THETAs become SIGMA variances (their squares) and leave the THETA list.
 
-Guards such as ``IF (W.EQ.0) W = 1`` are read as W. Anything else is refused in one sentence.
+Guards such as ``IF (W.EQ.0) W = 1`` or ``IF (F.EQ.0) DEL = 1`` are read as if the guarded value were not
+0. Anything else is refused in one sentence.
 """
 
 from __future__ import annotations
@@ -36,14 +37,15 @@ class ResidualError:
 
 
 def _unguard(expr: sympy.Expr) -> sympy.Expr:
-    """``if(W == 0, c, W)`` -> W: a guard against a zero SD changes nothing where the model is defined."""
+    """``if(W == 0, c, W)`` -> W and ``if(F == 0, c, x)`` -> x: guards against a zero SD or prediction change
+    nothing where the model is defined."""
 
     def is_guard(e: sympy.Basic) -> bool:
         if not isinstance(e, sympy.Piecewise) or len(e.args) != 2 or e.args[1].cond is not sympy.true:
             return False
         cond, other = e.args[0].cond, e.args[1].expr
-        return isinstance(cond, sympy.Eq) and any(sympy.simplify(d - other) == 0 for d in
-                                                  (cond.lhs - cond.rhs, cond.rhs - cond.lhs))
+        return isinstance(cond, sympy.Eq) and (F in cond.free_symbols or any(
+            sympy.simplify(d - other) == 0 for d in (cond.lhs - cond.rhs, cond.rhs - cond.lhs)))
 
     return expr.replace(is_guard, lambda e: e.args[1].expr)
 

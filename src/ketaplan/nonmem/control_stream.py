@@ -46,6 +46,8 @@ _PREDPP = {  # (ADVAN, TRANS) -> the names PREDPP reads from $PK
     (11, 4): ("CL", "V1", "Q2", "V2", "Q3", "V3"), (12, 4): ("CL", "V2", "Q3", "V3", "Q4", "V4", "KA"),
 }
 _CENTRAL = {1: 1, 2: 2, 3: 1, 4: 2, 11: 1, 12: 2}
+ICALL = sympy.Integer(2)
+"""NONMEM's ICALL during estimation: ``IF (ICALL.EQ.4)`` (simulation) blocks never apply."""
 _MODIFIER = re.compile(r"^(F|ALAG|R|D)(\d+)$")
 _SCALE = re.compile(r"^S(\d+)$")
 
@@ -122,9 +124,10 @@ def parse_control_stream(text: str, directory: Path, path: Path | None = None) -
     thetas = parse_theta_records(records["THETA"])
     sigmas = sigma_variances(records.get("SIGMA", []))
     columns = frozenset(items.columns)
-    env = {other: column_symbol(name) for other, name in items.synonyms.items()}
+    env = {**{other: column_symbol(name) for other, name in items.synonyms.items()}, "ICALL": ICALL}
     pk = run_record(_replaced("\n".join(records["PK"]), replace), "$PK", env, columns)
-    error = run_record(_replaced("\n".join(records["ERROR"]), replace), "$ERROR", {**pk.env, "F": F}, columns)
+    error = run_record(_replaced("\n".join(records["ERROR"]), replace), "$ERROR", {**pk.env, "F": F, "ICALL": ICALL},
+                       columns)
     if "Y" not in error.env:
         raise InputError("$ERROR", None, "$ERROR must set Y, e.g. Y = F + F*EPS(1)")
     residual = residual_error(error.env["Y"], sigmas, thetas)
