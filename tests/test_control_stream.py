@@ -192,7 +192,7 @@ def test_pk_statements_if_blocks_fortran_operators_and_modifiers():
 @pytest.mark.parametrize(("pk", "message"), [
     ("CALL PASS(MODE)\nCL=THETA(1)\nV=THETA(2)\nS1=V", "not supported"),
     ("CL=THETA(1)\nV=THETA(2)\nS1=V\nA_0(1)=10", "not supported"),
-    ("CL=THETA(1)*A(1)\nV=THETA(2)\nS1=V", "function A is not known"),
+    ("CL=THETA(1)*A(1)\nV=THETA(2)\nS1=V", "amount A(1) is not available"),
     ("IF (WT.GT.70) CL=THETA(1)\nV=THETA(2)\nS1=V", "CL is set only when"),
     ("CL=THETA(1)\nV=THETA(2)\nS1=V\nELSE", "without an IF"),
     ("IF (WT.GT.70) THEN\nCL=THETA(1)\nV=THETA(2)\nS1=V", "needs its ENDIF"),
@@ -217,6 +217,8 @@ def test_pk_refusals_name_the_record_and_statement(pk, message):
     ("Y = F + EPS(1) + F*EPS(2)", {"additive": 0.04, "proportional": 0.5, "fix": ["proportional"]},
      "0.04 0.5 FIX", None),
     ("IPRED = LOG(F)\nY = IPRED + EPS(1)", {"additive": 0.04}, "0.04", "log"),
+    ("IPRED = A(1)/V\nIF (IPRED.EQ.0) THEN\n  ADJ = 1E-16\nELSE\n  ADJ = IPRED\nEND IF\nY = IPRED + EPS(1)*ADJ",
+     {"proportional": 0.04}, "0.04", None),
     ("IPRED = F\nDEL = 0\nIF (IPRED.EQ.0) DEL = 0.0001\nW = IPRED + DEL\nY = IPRED + W*EPS(1)\n"
      "IF (ICALL.EQ.4) THEN\n  IF (Y.LT.0) Y = 0\nENDIF", {"proportional": 0.04}, "0.04", None),
 ])
@@ -246,6 +248,7 @@ def test_error_sd_thetas_become_sigma_variances_and_thetas_are_renumbered():
     ("Y = F + EPS(1) + EPS(2)", "0.04 0.1", "two additive error terms"),
     ("Y = F + F*EXP(ETA(1))*EPS(1)", "0.04", "F and THETAs only"),
     ("Y = LOG(F) + LOG(F)*EPS(1)", "0.04", "one additive EPS"),
+    ("Y = A(2) + EPS(1)", "0.04", "amount A(2) is not available"),
 ])
 def test_error_refusals(error, sigma, message):
     with pytest.raises(InputError) as err:

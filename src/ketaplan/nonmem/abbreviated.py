@@ -5,8 +5,8 @@ Statements are assignments ``V = expr``, one-line ``IF (cond) V = expr`` and ``I
 ``&`` continues on the next. A conditional assignment becomes ``if(cond, new, old)`` (a sympy
 Piecewise), so the result is the value NONMEM would compute on every record. Expressions are read by
 :func:`ketaplan.nonmem.expressions.parse_expression` (Fortran operators, EXP, LOG, SQRT...). Anything
-else - CALL, EXIT, DO WHILE, verbatim code, amounts A(n), DADT, A_0 - is refused naming the record and
-the statement.
+else - CALL, EXIT, DO WHILE, verbatim code, DADT, A_0, amounts A(n) other than those the caller defines
+(``$ERROR`` gets the central compartment's) - is refused naming the record and the statement.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _ASSIGN = re.compile(r"^([A-Z_][A-Z0-9_]*)\s*=(?!=)\s*(.+)$")
 _IF = re.compile(r"^IF\s*\(")
 _ELSE_IF = re.compile(r"^ELSE\s*IF\s*\(")
 _RANDOM = re.compile(r"\b(EPS|ERR)\s*\(\s*(\d+)\s*\)")
+_AMOUNT = re.compile(r"\bA\s*\(\s*(\d+)\s*\)")
 _THEN = re.compile(r"^\s*THEN\s*$")
 _END_IF = re.compile(r"^END\s*IF$")
 
@@ -161,7 +162,11 @@ class Program:
     def expression(self, text: str, statement: str) -> sympy.Expr:
         """One expression on the current environment; names must be defined or $INPUT columns."""
         names = {**self.env, **{f"EPS_{n}": eps_symbol(int(n)) for _w, n in _RANDOM.findall(text)}}
-        source = _RANDOM.sub(lambda m: f"EPS_{m.group(2)}", text)
+        missing = [n for n in _AMOUNT.findall(text) if f"A_{n}" not in names]
+        if missing:
+            raise InputError(self.record, statement, f"the amount A({missing[0]}) is not available: $ERROR may use "
+                             "the amount in the central compartment, and $PK none")
+        source = _AMOUNT.sub(lambda m: f"A_{m.group(1)}", _RANDOM.sub(lambda m: f"EPS_{m.group(2)}", text))
         try:
             parsed = parse_expression(source, self.record, names)
         except InputError as exc:

@@ -126,8 +126,9 @@ def parse_control_stream(text: str, directory: Path, path: Path | None = None) -
     columns = frozenset(items.columns)
     env = {**{other: column_symbol(name) for other, name in items.synonyms.items()}, "ICALL": ICALL}
     pk = run_record(_replaced("\n".join(records["PK"]), replace), "$PK", env, columns)
-    error = run_record(_replaced("\n".join(records["ERROR"]), replace), "$ERROR", {**pk.env, "F": F, "ICALL": ICALL},
-                       columns)
+    amount = {f"A_{_CENTRAL[advan]}": F * _central_scale(pk.env, advan)}  # A(central) = F x S
+    error = run_record(_replaced("\n".join(records["ERROR"]), replace), "$ERROR",
+                       {**pk.env, "F": F, "ICALL": ICALL, **amount}, columns)
     if "Y" not in error.env:
         raise InputError("$ERROR", None, "$ERROR must set Y, e.g. Y = F + F*EPS(1)")
     residual = residual_error(error.env["Y"], sigmas, thetas)
@@ -199,7 +200,7 @@ def _predpp_items(env: dict[str, sympy.Expr], assigned: list[str], advan: int, t
             out[name] = _expression(name, env[name])
         elif m and int(m.group(1)) != central:
             raise InputError("$PK", name, f"ketaplan observes the central compartment: set S{central} (or SC)")
-    s = env.get(f"S{central}", env.get("SC", sympy.Integer(1)))
+    s = _central_scale(env, advan)
     if trans == 1:
         out["V"] = _expression(f"S{central}", s)
         return out, Expression("1", sympy.Integer(1))
@@ -213,6 +214,11 @@ def _collapsed(expr: sympy.Expr) -> sympy.Expr:
         return isinstance(e, sympy.Piecewise) and all(sympy.simplify(a.expr - e.args[0].expr) == 0 for a in e.args)
 
     return expr.replace(same, lambda e: e.args[0].expr)
+
+
+def _central_scale(env: dict[str, sympy.Expr], advan: int) -> sympy.Expr:
+    """S of the central compartment (S1 or S2, or SC); 1 when $PK sets none (F is then the amount)."""
+    return env.get(f"S{_CENTRAL[advan]}", env.get("SC", sympy.Integer(1)))
 
 
 def _expression(name: str, expr: sympy.Expr) -> Expression:
