@@ -10,9 +10,12 @@ import pytest
 
 import ketaplan
 from ketaplan.errors import InputError
+from ketaplan.estimation.data import population_model
+from ketaplan.estimation.parameters import ParameterSpace
 from ketaplan.nonmem.control_stream import parse_control_stream, read_control_stream
 from ketaplan.nonmem.expressions import compile_expressions
 from ketaplan.nonmem.predpp import PredppModel, load_model
+from ketaplan.nonmem.random_effects import parse_omega
 
 DATA = Path(__file__).parent / "data"
 
@@ -281,9 +284,30 @@ def test_omega_diagonal_block_and_fix():
     assert isinstance(pm, PredppModel)
 
 
+def test_omega_same_repeats_the_block_before_it_and_is_estimated_with_it():
+    s = parse(stream(pk="CL = THETA(1)*EXP(ETA(1) + (1 - OCC)*ETA(2) + OCC*ETA(3) + OCC*ETA(5))\nV = THETA(2)\nS1 = V",
+                     head="$INPUT ID TIME AMT DV OCC\n$SUBROUTINES ADVAN1 TRANS2",
+                     omega="0.1\n$OMEGA BLOCK(1) 0.04\n$OMEGA BLOCK(1) SAME\n$OMEGA BLOCK(2) 0.2 0.01 0.3\n"
+                           "$OMEGA BLOCK(2) SAME(2)"))
+    assert s.model["omega"][2:] == [{"same": True}, {"block": [[0.2], [0.01, 0.3]], "fix": False}, {"same": True},
+                                    {"same": True}]
+    model = population_model(load_model(s.model))
+    omega = model.omega
+    assert [b.same_as for b in omega.blocks] == [None, None, 1, None, 3, 3]
+    assert omega.matrix[2, 2] == 0.04 and omega.matrix[8, 7] == 0.01 and omega.size == 9
+    space = ParameterSpace(model)
+    assert space.omega_free == ((0, 0), (1, 1), (3, 3), (4, 3), (4, 4))
+    est = space.from_unconstrained(space.to_unconstrained(space.initial()) + 0.1, space.initial())
+    m = est.omega
+    assert m[2, 2] == m[1, 1] != 0.04 and np.array_equal(m[5:7, 5:7], m[3:5, 3:5])
+    assert np.array_equal(m[7:9, 7:9], m[3:5, 3:5])
+    natural = space.from_natural(space.natural(est) * 2, est)
+    assert natural.omega[2, 2] == natural.omega[1, 1] == 2 * m[1, 1]
+
+
 @pytest.mark.parametrize(("omega", "message"), [
     ("BLOCK(2) 0.1 0.2", "needs 3 numbers"),
-    ("BLOCK(1) SAME", "SAME"),
+    ("BLOCK(1) SAME 0.3", "takes no values"),
     ("SD 0.3", "SD"),
     ("DIAGONAL(2) 0.1", "needs 2 variances"),
 ])
@@ -291,6 +315,13 @@ def test_omega_refusals(omega, message):
     with pytest.raises(InputError, match=r"\$OMEGA") as err:
         parse(stream(omega=omega))
     assert message in str(err.value)
+
+
+def test_omega_same_in_a_model_file_needs_a_block_before_it():
+    with pytest.raises(InputError, match="give that block first"):
+        parse_omega([{"same": True}])
+    with pytest.raises(InputError, match="takes nothing else"):
+        parse_omega([0.1, {"same": True, "fix": True}])
 
 
 def test_sigma_block_with_covariance_is_refused():

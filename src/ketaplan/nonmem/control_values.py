@@ -4,7 +4,8 @@
 per THETA (``INF``/``-INF`` bounds; the comment on a line with one THETA becomes its name).
 ``$OMEGA 0.4 0.25``, ``$OMEGA DIAGONAL(2) 0.4 0.25 FIX`` and ``$OMEGA BLOCK(2) 0.1 0.01 0.2 FIX`` (the lower
 triangle by rows) give the omega list of :mod:`ketaplan.nonmem.random_effects`; $SIGMA is read the same
-way into variances. SAME, and variances given as SD, CORRELATION or CHOLESKY, are refused.
+way into variances. ``$OMEGA BLOCK(1) SAME`` (or ``SAME(n)``) repeats the block before it; variances given as SD,
+CORRELATION or CHOLESKY are refused.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import numpy as np
 from ketaplan.errors import InputError
 
 _TOKEN = re.compile(r"\(|\)|,|FIXED|FIX|X\d+|[-+]?INF(?:INITY)?|[-+]?(?:\d+\.?\d*|\.\d+)(?:[EDed][-+]?\d+)?|\S")
-_OPTION = re.compile(r"^(DIAGONAL|DIAG|BLOCK)\s*\(\s*(\d+)\s*\)|^(VARIANCE|COVARIANCE|SAME|SD|STANDARD|CORRELATION|"
-                     r"CHOLESKY|FIXED|FIX)\b")
+_OPTION = re.compile(r"^(DIAGONAL|DIAG|BLOCK)\s*\(\s*(\d+)\s*\)|^(SAME)\s*(?:\(\s*(\d+)\s*\))?|"
+                     r"^(VARIANCE|COVARIANCE|SD|STANDARD|CORRELATION|CHOLESKY|FIXED|FIX|BLOCK)\b")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def parse_theta_records(texts: list[str]) -> list[dict]:
 
 
 def _options(text: str, record: str) -> tuple[str, int | None, bool, str]:
-    """The leading options of an $OMEGA/$SIGMA record: (kind, size, FIX, the values' text)."""
+    """The leading options of an $OMEGA/$SIGMA record: (kind, size, FIX, the values' text); for SAME(n) the size
+    is n, the number of repeats."""
     kind, size, fixed = "DIAGONAL", None, False
     rest = text.strip()
     while True:
@@ -107,13 +109,15 @@ def _options(text: str, record: str) -> tuple[str, int | None, bool, str]:
         m = _OPTION.match(head)
         if not m:
             return kind, size, fixed, rest
-        word = m.group(1) or m.group(3)
-        if word in ("SAME", "SD", "STANDARD", "CORRELATION", "CHOLESKY"):
-            raise InputError(record, word, "ketaplan reads variances and covariances (SAME, SD, CORRELATION and "
-                             "CHOLESKY are not supported)")
+        word = m.group(1) or m.group(3) or m.group(5)
+        if word in ("SD", "STANDARD", "CORRELATION", "CHOLESKY"):
+            raise InputError(record, word, "ketaplan reads variances and covariances (SD, CORRELATION and CHOLESKY "
+                             "are not supported)")
         if m.group(1):
             kind = "BLOCK" if word == "BLOCK" else "DIAGONAL"
             size = int(m.group(2))
+        elif word == "SAME":
+            kind, size = "SAME", int(m.group(4) or 1)
         elif word.startswith("FIX"):
             fixed = True
         rest = rest[m.end():].lstrip()
@@ -125,6 +129,11 @@ def parse_variance_records(texts: list[str], record: str) -> list[object]:
     for text in texts:
         kind, size, fixed, rest = _options(text, record)
         values = _values(rest, record)
+        if kind == "SAME":
+            if values or record != "$OMEGA":
+                raise InputError(record, text.strip(), "SAME repeats the $OMEGA block before it and takes no values")
+            items += [{"same": True}] * (size or 1)
+            continue
         if any(len(v.numbers) != 1 for v in values):
             raise InputError(record, text.strip(), "one number per variance or covariance")
         numbers = [v.numbers[0] for v in values]
