@@ -317,6 +317,13 @@ def test_omega_refusals(omega, message):
     assert message in str(err.value)
 
 
+def test_saem_refuses_same_blocks_until_it_ties_them():
+    model = {"advan": 1, "theta": [0.005, 1.0], "CL": "THETA(1)*WGT*exp(ETA(1))", "V": "THETA(2)*WGT*exp(ETA(2))",
+             "omega": [{"block": [[0.03]]}, {"same": True}], "sigma": {"proportional": 0.013}}
+    with pytest.raises(InputError, match="SAME"):
+        ketaplan.estimate(DATA / "pheno.csv", model, method="saem")
+
+
 def test_omega_same_in_a_model_file_needs_a_block_before_it():
     with pytest.raises(InputError, match="give that block first"):
         parse_omega([{"same": True}])

@@ -216,6 +216,9 @@ def estimate(data: pd.DataFrame | str | Path | None, model: Mapping | str | Path
         raise InputError("--method", method, f"allowed methods are {', '.join(METHODS)}")
     pm = model if isinstance(model, PredppModel) else load_model(model)
     popmodel = population_model(pm)
+    if method == "saem" and any(b.same_as is not None for b in popmodel.omega.blocks):
+        raise InputError("--method", method, "SAEM does not tie repeated OMEGA blocks (SAME) yet; use foce-i, foce, "
+                         "fo or laplace")
     frame = _frame(data)
     prepared = prepare(popmodel, frame)
     space = ParameterSpace(popmodel)
