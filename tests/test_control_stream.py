@@ -124,6 +124,14 @@ def test_data_ignore_and_accept_filters(tmp_path):
         parse(stream(head=head + "RECORDS=10"), tmp_path)
 
 
+def test_data_with_a_hash_header_and_dots(tmp_path):
+    (tmp_path / "d.csv").write_text("#id,amt,time,dv,evid\n1,100,0,.,1\n1,.,1,5.5,0\n")
+    frame = parse(stream(head="$INPUT ID AMT TIME DV EVID\n$DATA d.csv\n$SUBROUTINES ADVAN1 TRANS2"),
+                  tmp_path).read_data()
+    assert frame.to_dict("list") == {"ID": ["1", "1"], "AMT": ["100", "."], "TIME": ["0", "1"], "DV": [".", "5.5"],
+                                     "EVID": ["1", "0"]}
+
+
 def test_estimate_reads_data_relative_to_the_control_stream(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "pheno.csv").write_text((DATA / "pheno.csv").read_text())
@@ -273,6 +281,12 @@ def test_theta_record_forms():
                    (-np.inf, 4, np.inf, False), (-np.inf, 5, np.inf, True), (-np.inf, 0.0, np.inf, True),
                    (-np.inf, 0.0, np.inf, True), (-np.inf, 0.01, np.inf, False)]
     assert s.model["theta"][0]["name"] == "CL"
+
+
+@pytest.mark.parametrize("theta", ["(0,,10)", "(,1)", "(0,1,)", "()"])
+def test_theta_refuses_empty_places(theta):
+    with pytest.raises(InputError, match=r"\$THETA"):
+        parse(stream(theta=f"{theta} 10"))
 
 
 def test_omega_diagonal_block_and_fix():

@@ -54,6 +54,8 @@ def _values(text: str, record: str) -> list[Value]:
                 end = tokens.index(")", i) if ")" in tokens[i:] else -1
                 if end < 0:
                     raise InputError(record, raw.strip(), "a parenthesis is not closed")
+                if any(not place.strip() for place in " ".join(tokens[i + 1:end]).split(",")):
+                    raise InputError(record, raw.strip(), "every place in (low, init, up) needs a number")
                 inner = [t for t in tokens[i + 1:end] if t != ","]
                 fixed = any(t.startswith("FIX") for t in inner)
                 numbers = tuple(_number(t, record) for t in inner if not t.startswith("FIX"))
