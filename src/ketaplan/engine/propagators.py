@@ -206,8 +206,8 @@ class ModalPropagator:
         c = -np.matmul(q, np.swapaxes(mixed, 1, 2))
         if np.any(slow):
             p = np.where(slow[:, None, None, :], 0.0, p)
-            return OutputCoefficients(p, c, mixed, z0, slow, w)
-        return OutputCoefficients(p, c, mixed, z0, None, None)
+            return OutputCoefficients(p, c, mixed, z0, slow, w, np.matmul(a, np.swapaxes(readout, 1, 2)))
+        return OutputCoefficients(p, c, mixed, z0, None, None, np.matmul(a, np.swapaxes(readout, 1, 2)))
 
 
 SLOW_MODE = 1e-4
@@ -226,6 +226,7 @@ class OutputCoefficients:
     z0: np.ndarray  # (S, B, n) modal amounts after each boundary
     slow: np.ndarray | None  # (S, n) modes handled directly
     w: np.ndarray | None
+    at_boundaries: np.ndarray  # (S, B, n_out) outputs just after each boundary, from the amounts themselves
 
     def at(self, lam: np.ndarray, j: np.ndarray, tau: np.ndarray) -> np.ndarray:
         """Outputs (S, T, n_out) at times ``tau`` (S, T) after each subject's boundary ``j`` (S, T)."""
@@ -238,9 +239,8 @@ class OutputCoefficients:
             z = np.exp(lam_slow * tau[..., None]) * z0 + phi1(lam_slow, tau[..., None]) * self.w[rows, j]
             out += np.einsum("soi,sti->sto", self.mixed, np.where(self.slow[:, None, :], z, 0.0))
         at_boundary = tau == 0.0
-        if at_boundary.any():  # at the boundary itself: the amounts, free of the cancellation in p + c
-            exact = np.einsum("soi,sti->sto", self.mixed, z0)
-            out = np.where(at_boundary[..., None], exact, out)
+        if at_boundary.any():  # at the boundary itself: the amounts as they are (no round trip through modes)
+            out = np.where(at_boundary[..., None], self.at_boundaries[rows, j], out)
         return out
 
     def segment(self, lam: np.ndarray, j: int, tau: np.ndarray, dest: np.ndarray, origin: float = 0.0) -> None:
@@ -251,8 +251,8 @@ class OutputCoefficients:
             else:
                 self._segment_uniform(lam, j, tau[lo:hi], step, dest[:, :, lo:hi])
         at_boundary = np.flatnonzero(tau == 0.0)
-        if len(at_boundary):  # at the boundary itself: the amounts, free of the cancellation in p + c
-            dest[:, :, at_boundary] = np.einsum("soi,si->so", self.mixed, self.z0[:, j])[:, :, None]
+        if len(at_boundary):  # at the boundary itself: the amounts as they are (no round trip through modes)
+            dest[:, :, at_boundary] = self.at_boundaries[:, j, :, None]
 
     def _segment_uniform(self, lam, j, tau, step: float, dest) -> None:
         # On a uniform grid tau_k = tau_0 + step*(m*width + b): exp(lam tau_k) is the product of a
