@@ -10,7 +10,7 @@ at the end of an interval sets the parameters over it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -97,6 +97,13 @@ class EstimationData:
                 self.batches.pop(next(iter(self.batches)))
             self.batches[key] = self.schedule.take(np.asarray(who))
         return self.batches[key]
+
+    def at_grid(self, obs_rows: np.ndarray, obs_mask: np.ndarray, dv: np.ndarray, obs_local: np.ndarray,
+                obs_time: np.ndarray) -> EstimationData:
+        """The same data predicted at another grid of points (e.g. every record); the superposition plans,
+        which belong to the observation grid, are not carried over."""
+        return replace(self, obs_rows=obs_rows, obs_mask=obs_mask, dv=dv, obs_local=obs_local, obs_time=obs_time,
+                       plans={})
 
     def plan_of(self, who: np.ndarray) -> SuperpositionPlan | None:
         """The superposition plan of the individuals ``who`` at their observations (see

@@ -39,6 +39,7 @@ THETA_STEP = 1e-4
 INNER_TOLERANCE = 1e-8
 """A mode is found when the next Newton step would lower phi by less than this (objective units)."""
 MAX_INNER = 40
+HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 STOP_IMPROVEMENT = 1e-3
 """The search stops when three iterations together lower the objective by less than this."""
 
@@ -108,6 +109,7 @@ class Objective:
         self.p_name = bound.relief.p_response
         self.sd_name = bound.relief.score_sd
         self.table = relief_table(bound)
+        self.scores = _score_bounds(bound)
 
     # ------------------------------------------------------------------ parameter vector
     def initial(self) -> np.ndarray:
@@ -188,9 +190,10 @@ class Objective:
     def _laplace(self, omegas, eta0, sd, predict) -> tuple[np.ndarray, np.ndarray]:
         """Conditional modes (K, N, m) by batched Newton steps, and the Laplace objective (K, N).
 
-        ``predict(eta, active)`` gives predictions (K, N, W), their first (K, N, W, m) and second derivatives
-        (K, N, W, m, m) in eta. The Hessian of phi is exact up to the differences where it is positive
-        definite (the first-order form elsewhere), so the steps converge quadratically.
+        ``predict(eta, active)`` gives predictions (K, N, W), their first derivatives (K, N, W, m) in eta and
+        a function that contracts weights (K, N, W) with their second derivatives to (K, N, m, m). The
+        Hessian of phi is exact (closed form) where it is positive definite, the first-order form elsewhere,
+        so the steps converge quadratically.
         """
         k, n, m = eta0.shape
         omega_inv = np.linalg.inv(omegas)
@@ -203,14 +206,14 @@ class Objective:
         step = np.zeros_like(eta)
         halvings = np.zeros((k, n), dtype=int)
         for _ in range(MAX_INNER):
-            pred, g, gg = predict(eta, active)
+            pred, g, curvature = predict(eta, active)
             neg2, dl, d2l = self._obs_terms(pred, sd)
             phi = neg2 + np.einsum("kna,kab,knb->kn", eta, omega_inv, eta)
             phi = np.where(active & np.isfinite(phi), phi, np.inf)
             better = active & (phi <= best_phi + 1e-10 * np.abs(np.where(np.isfinite(best_phi), best_phi, 0)))
             grad = np.einsum("knw,knwa->kna", dl, g) + 2 * np.einsum("kab,knb->kna", omega_inv, eta)
             first = 0.5 * np.einsum("knw,knwa,knwb->knab", d2l, g, g) + omega_inv[:, None]
-            exact = first + 0.5 * np.einsum("knw,knwab->knab", dl, gg)
+            exact = first + 0.5 * curvature(dl)
             positive = np.all(np.linalg.eigvalsh(np.where(np.isfinite(exact), exact, 0.0)) > 0, axis=-1)
             hess = np.where(positive[..., None, None], exact, first)  # phi's Hessian / 2
             best[better], best_phi[better], best_hess[better] = eta[better], phi[better], hess[better]
@@ -260,59 +263,69 @@ class Objective:
         h, h1, h2 = emax * sig, emax * sig * (1 - sig), emax * sig * (1 - sig) * (1 - 2 * sig)
         amplitude = (typical(layer.baseline) * np.exp(effect(layer.baseline)))[..., None]
         pred = amplitude * (1 - h)
-        dz = np.zeros((k, n, pred.shape[-1], m))
-        dzz = np.zeros((k, n, pred.shape[-1], m, m))
+        w = pred.shape[-1]
+        slopes = {}  # eta index -> dz/d eta (K, N, W) of the logistic's argument
         if isinstance(layer.c50, str) and layer.c50 in names:
-            dz[..., names.index(layer.c50)] = -gamma
-        if half_life in names:
-            j = names.index(half_life)
-            dz[..., j] = gamma * d_u
-            dzz[..., j, j] = gamma * d_uu
-        g = -amplitude[..., None] * h1[..., None] * dz
-        gg = -amplitude[..., None, None] * (h2[..., None, None] * dz[..., :, None] * dz[..., None, :]
-                                            + h1[..., None, None] * dzz)
-        if layer.baseline in names:
-            j = names.index(layer.baseline)
-            g[..., j] = pred
-            gg[..., j, :] += g
-            gg[..., :, j] += g
-            gg[..., j, j] = pred
-        return pred, g, gg
+            slopes[names.index(layer.c50)] = np.broadcast_to(-gamma, (k, n, w))
+        t_index = names.index(half_life) if half_life in names else None
+        if t_index is not None:
+            slopes[t_index] = gamma * d_u
+        g = np.zeros((k, n, w, m))
+        for j, dz in slopes.items():
+            g[..., j] = -amplitude * h1 * dz
+        b_index = names.index(layer.baseline) if layer.baseline in names else None
+        if b_index is not None:
+            g[..., b_index] = pred
+
+        def curvature(weights: np.ndarray) -> np.ndarray:
+            """sum over scores of weight x d2 pred / d eta_a d eta_b, (K, N, m, m). An overflowing amplitude
+            gives NaN here, and the Laplace step then takes the first-order form."""
+            out = np.zeros((k, n, m, m))
+            with np.errstate(invalid="ignore"):
+                a_h1, a_h2 = amplitude * h1 * weights, amplitude * h2 * weights
+                for a, dza in slopes.items():
+                    for c, dzc in slopes.items():
+                        if c <= a:
+                            term = -np.einsum("knw,knw->kn", a_h2, dza * dzc)
+                            if a == c == t_index:
+                                term -= np.einsum("knw,knw->kn", a_h1, gamma * d_uu)
+                            out[..., a, c] = out[..., c, a] = term
+                if b_index is not None:  # pred is linear in exp(eta_B): d/d eta_B repeats the first derivative
+                    for a in range(m):
+                        out[..., a, b_index] = out[..., b_index, a] = np.einsum("knw,knw->kn", weights, g[..., a])
+            return out
+
+        return pred, g, curvature
 
     def _baseline_only(self, factors, eta, active):
         """A non-responder's pain score is the baseline alone: B exp(eta) at every time (so are its derivatives)."""
         b = self.bound
         name = b.relief.baseline
         base = b.typical[name][None, :] * factors.get(name, np.ones(len(eta)))[:, None] * np.exp(eta[..., 0])
-        pred = np.broadcast_to(base[..., None], (*base.shape, b.obs_time.shape[1])).copy()
-        return pred, pred[..., None].copy(), pred[..., None, None].copy()
+        pred = np.broadcast_to(base[..., None], (*base.shape, b.obs_time.shape[1]))
+        return pred, pred[..., None], lambda weights: (weights * pred).sum(axis=-1)[..., None, None]
 
     def _obs_terms(self, pred: np.ndarray, score_sd: np.ndarray):
         """Per patient -2 log L (K, N) of the pain scores and, per score, its first and second derivative in the
-        prediction (central differences of the closed form)."""
-        b = self.bound
-        delta = 1e-4
-        f0 = self._neg2(pred, score_sd)
-        fp = self._neg2(pred + delta, score_sd)
-        fm = self._neg2(pred - delta, score_sd)
-        d1 = (fp - fm) / (2 * delta)
-        d2 = np.maximum((fp - 2 * f0 + fm) / delta**2, 1e-9)
-        used = b.obs_mask[None] & (b.obs_kind[None] == -1)
-        total = np.where(used, f0, 0.0).sum(axis=-1)
-        return total, np.where(used, d1, 0.0), np.where(used, d2, 0.0)
-
-    def _neg2(self, pred: np.ndarray, score_sd: np.ndarray) -> np.ndarray:
-        """-2 log L of each pain score (K, N, W): an interval-censored normal (0 and 10 open-ended)."""
-        y = self.bound.obs_value[None]
+        prediction, in closed form. For a score k (latent value in k - 0.5 .. k + 0.5) with a = (lo - pred) / s,
+        b = (hi - pred) / s and L = Phi(b) - Phi(a): d(-2 log L)/d pred = -2 (phi(a) - phi(b)) / (s L) and
+        d2 = -2 [(a phi(a) - b phi(b)) / (s^2 L) - ((phi(a) - phi(b)) / (s L))^2], with phi / L formed in logs
+        so that both stay finite far in the tails."""
+        y, lo, hi, continuous, used = self.scores
         s = score_sd[:, None, None]
-        integer = np.isclose(y, np.round(y))
-        lo = np.where(y <= 0, -np.inf, np.where(integer, y - 0.5, y))
-        hi = np.where(y >= 10, np.inf, np.where(integer, y + 0.5, y))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            interval = -2 * log_interval_probability((lo - pred) / s, (hi - pred) / s)
-        density = 2 * np.log(s) + ((y - pred) / s) ** 2
-        continuous = ~integer & (y > 0) & (y < 10)
-        return np.where(continuous, density, interval)
+        a, b = (lo - pred) / s, (hi - pred) / s
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            log_l = log_interval_probability(a, b)
+            ra = np.where(np.isfinite(a), np.exp(-0.5 * a * a - HALF_LOG_2PI - log_l), 0.0)
+            rb = np.where(np.isfinite(b), np.exp(-0.5 * b * b - HALF_LOG_2PI - log_l), 0.0)
+            slope = (ra - rb) / s
+            bend = (np.where(np.isfinite(a), a * ra, 0.0) - np.where(np.isfinite(b), b * rb, 0.0)) / s**2
+            interval = (-2 * log_l, -2 * slope, -2 * (bend - slope**2))
+            z = (y - pred) / s
+            density = (2 * np.log(s) + z**2, -2 * z / s, np.broadcast_to(2 / s**2, pred.shape))
+        f0, d1, d2 = (np.where(continuous, c, i) for c, i in zip(density, interval, strict=True))
+        total = np.where(used, f0, 0.0).sum(axis=-1)
+        return total, np.where(used, d1, 0.0), np.where(used, np.maximum(d2, 1e-9), 0.0)
 
 
 def learn(bound: BoundCohort, prior: Prior, on_iteration: Callable[[int, float], None] | None = None,
@@ -388,6 +401,18 @@ def _shrinkage(fn: Objective, u: np.ndarray, eta: np.ndarray) -> dict[str, float
     for name, i in zip(fn.prior.variances, fn.var_index, strict=True):
         out[name] = float(100 * (1 - np.std(eta[:, i]) / np.sqrt(om[i, i]))) if len(eta) > 1 else 100.0
     return out
+
+
+def _score_bounds(bound: BoundCohort) -> tuple[np.ndarray, ...]:
+    """Each pain score's value, interval (score k: k - 0.5 .. k + 0.5; 0 and 10 open-ended), whether it is
+    read as continuous (a non-integer VAS) and whether it counts (a score, not padding or a level)."""
+    y = bound.obs_value
+    integer = np.isclose(y, np.round(y))
+    lo = np.where(y <= 0, -np.inf, np.where(integer, y - 0.5, y))
+    hi = np.where(y >= 10, np.inf, np.where(integer, y + 0.5, y))
+    continuous = ~integer & (y > 0) & (y < 10)
+    used = bound.obs_mask & (bound.obs_kind == -1)
+    return y[None], lo[None], hi[None], continuous[None], used[None]
 
 
 def _forward(value: float, transform: str) -> float:
