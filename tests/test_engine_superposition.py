@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from test_engine_high_precision import cases, reference
 
 from ketaplan.engine.exact import solve
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, compile_schedule
 from ketaplan.engine.superposition import SuperpositionPlan
+from test_engine_high_precision import cases, reference
 
 
 def _setup(case):
@@ -53,7 +53,7 @@ def test_superposition_agrees_with_a_50_digit_reference(case):
 @given(cases())
 def test_superposition_agrees_with_the_engine_at_output_records_tied_to_doses(case):
     """Outputs at a dose's own time see the dose only when their order key says they come after it."""
-    k, schedule, t, n = _setup(case)
+    k, schedule, _t, n = _setup(case)
     live = schedule.time[0][np.isfinite(schedule.time[0])]
     times = np.repeat(live, 2)[None, :]
     orders = np.stack([schedule.order[0, : len(live)] - 1, schedule.order[0, : len(live)]], axis=1).ravel()[None, :]
