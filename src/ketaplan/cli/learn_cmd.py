@@ -32,8 +32,9 @@ def interval(pair) -> str:
 
 
 def learn_command(clinic: str = typer.Option("the clinic", help="The clinic's name, kept with the version."),
-                  prior_weight: float = typer.Option(1.0, help="Weight of the published values as priors: 1 as "
-                                                               "published, 0 the clinic's data alone, 2 twice."),
+                  prior_weight: float = typer.Option(0.25, help="Weight of the published values as priors: 1 "
+                                                                "their stated precision, 0 the clinic's data "
+                                                                "alone; 0.25 by default (see README)."),
                   folds: int = typer.Option(5, help="Folds of the held-out check of next-course timing (0: none)."),
                   seed: int = typer.Option(1, help="Seed of the held-out split and the draws."),
                   db: str = DB, actor: str = typer.Option(None, "--as", help="Who runs it (audit trail).")) -> None:

@@ -16,7 +16,7 @@ from ketaplan.estimation.learn_summary import summarize
 from ketaplan.estimation.learn_validation import cross_validate
 from ketaplan.estimation.library_cohort import bind, relief_table
 from ketaplan.estimation.library_estimation import learn
-from ketaplan.estimation.priors import DEFAULT_PRIOR, load_prior
+from ketaplan.estimation.priors import DEFAULT_PRIOR, DEFAULT_PRIOR_WEIGHT, load_prior
 from ketaplan.regimen.events import Regimen
 from ketaplan.simulation.run import model_for
 
@@ -34,7 +34,7 @@ class LearnProgress:
     iteration: Callable[[int, float], None] = lambda i, ofv: None
 
 
-def learn_relief_model(s: Session, actor: str, clinic: str, prior_weight: float = 1.0, folds: int = 5,
+def learn_relief_model(s: Session, actor: str, clinic: str, prior_weight: float = DEFAULT_PRIOR_WEIGHT, folds: int = 5,
                        seed: int = 1, progress: LearnProgress | None = None, drug: str = "racemic",
                        cohort: ClinicCohort | None = None) -> ModelVersion:
     """Learn the clinic's relief model from every consenting patient's record and save it as a proposed

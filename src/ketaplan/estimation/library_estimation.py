@@ -283,9 +283,9 @@ class Objective:
             sig = np.where(np.isfinite(z), 1 / (1 + np.exp(-z)), 0.0)
         emax = typical(layer.emax)[:, None]
         h, h1, h2 = emax * sig, emax * sig * (1 - sig), emax * sig * (1 - sig) * (1 - 2 * sig)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             amplitude = (typical(layer.baseline) * np.exp(effect(layer.baseline)))[:, None]
-        pred = amplitude * (1 - h)
+            pred = amplitude * (1 - h)
         w = pred.shape[-1]
         slopes = {}  # eta index -> dz/d eta (R, W) of the logistic's argument
         if isinstance(layer.c50, str) and layer.c50 in names:
@@ -341,8 +341,8 @@ class Objective:
         so that both stay finite far in the tails."""
         y, lo, hi, continuous, weight = (getattr(scores, f)[nn] for f in ("y", "lo", "hi", "continuous", "weight"))
         s = score_sd[:, None]
-        a, b = (lo - pred) / s, (hi - pred) / s
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            a, b = (lo - pred) / s, (hi - pred) / s
             log_l = log_interval_probability(a, b)
             ra = np.where(np.isfinite(a), np.exp(-0.5 * a * a - HALF_LOG_2PI - log_l), 0.0)
             rb = np.where(np.isfinite(b), np.exp(-0.5 * b * b - HALF_LOG_2PI - log_l), 0.0)
@@ -409,20 +409,27 @@ def learn(bound: BoundCohort, prior: Prior, on_iteration: Callable[[int, float],
                           _shrinkage(fn, u, info["eta"][0, :, 0]), u)
 
 
+COVARIANCE_STEP = 1e-2
+"""Step of the second differences on the estimation scale: large enough that the objective's noise from the
+inner mode searches (about 1e-7 per patient) stays far below the curvature it measures."""
+
+
 def _covariance(fn: Objective, u: np.ndarray) -> np.ndarray | None:
-    """Inverse of half the Hessian of -2 log L - 2 log p on the transformed scale (forward second differences,
-    1 + 2p + p(p - 1)/2 evaluations in batches)."""
-    p = len(u)
-    h = 1e-3
+    """Inverse of half the Hessian of -2 log L - 2 log p on the estimation scale, by central second
+    differences (1 + 2p points on the diagonal, four per pair off it, evaluated in batches)."""
+    p, h = len(u), COVARIANCE_STEP
     eye = np.eye(p) * h
     pairs = [(i, j) for i in range(p) for j in range(i)]
-    points = [u, *(u + e for e in eye), *(u + 2 * e for e in eye), *(u + eye[i] + eye[j] for i, j in pairs)]
-    total = np.concatenate([fn.evaluate(points[c:c + 24])[0] for c in range(0, len(points), 24)])
+    points = [u, *(u + e for e in eye), *(u - e for e in eye)]
+    for i, j in pairs:
+        points += [u + eye[i] + eye[j], u + eye[i] - eye[j], u - eye[i] + eye[j], u - eye[i] - eye[j]]
+    total = np.concatenate([fn.evaluate(points[c:c + 40])[0] for c in range(0, len(points), 40)])
     values = total + np.array([fn.penalty(pt) for pt in points])
-    f0, f1, f2 = values[0], values[1:p + 1], values[p + 1:2 * p + 1]
-    hess = np.diag((f2 - 2 * f1 + f0) / h**2)
-    for (i, j), fij in zip(pairs, values[2 * p + 1:], strict=True):
-        hess[i, j] = hess[j, i] = (fij - f1[i] - f1[j] + f0) / h**2
+    f0, plus, minus = values[0], values[1:p + 1], values[p + 1:2 * p + 1]
+    hess = np.diag((plus - 2 * f0 + minus) / h**2)
+    corners = values[2 * p + 1:].reshape(-1, 4)
+    for (i, j), (pp, pm, mp, mm) in zip(pairs, corners, strict=True):
+        hess[i, j] = hess[j, i] = (pp - pm - mp + mm) / (4 * h**2)
     if not np.all(np.isfinite(hess)) or np.linalg.eigvalsh(hess).min() <= 0:
         return None
     return np.linalg.inv(hess / 2)

@@ -1,0 +1,58 @@
+"""Learning a clinic's relief model recovers a known truth, and the prior fades as the clinic grows.
+
+Simulated clinics (3 years of courses, one level per course, weekly diaries with a third missing) are drawn
+from a truth unlike the published model: C50 0.4 ng/mL (published 10.5), relief half-life 20 days (10.9),
+70 % responders (67 %). Each learning run is judged by the intervals it reports itself (90 %, from the
+covariance step on the estimation scale), at the default prior weight."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ketaplan.estimation.learn_summary import summarize
+from ketaplan.estimation.library_cohort import bind
+from ketaplan.estimation.library_estimation import learn
+from ketaplan.estimation.priors import DEFAULT_PRIOR_WEIGHT, load_prior
+from ketaplan.estimation.simulated_cohort import Truth, simulate_cohort
+from ketaplan.regimen.text import parse_regimen
+from ketaplan.simulation.run import model_for
+
+TRUTH = {"RELIEF_C50": 0.4, "RELIEF_HALF_LIFE": 20.0}
+
+
+def learned(n: int, seed: int, weight: float = DEFAULT_PRIOR_WEIGHT) -> tuple[dict, np.ndarray]:
+    spec = model_for(parse_regimen("20 mg/h IV for 5 d"))
+    cohort, responders = simulate_cohort(spec, Truth(TRUTH, 0.7), n, seed=seed)
+    prior = load_prior(weight=weight)
+    bound = bind(spec, cohort, prior.variances)
+    result = learn(bound, prior)
+    summary = summarize(result, prior, None, {}, n)
+    return {row["name"]: row for row in summary["typical"]}, responders
+
+
+@pytest.fixture(scope="module")
+def clinic_of_40():
+    return learned(40, seed=11)
+
+
+def test_forty_patients_cover_the_truth_within_their_intervals(clinic_of_40):
+    rows, responders = clinic_of_40
+    for name, truth in TRUTH.items():
+        lo, hi = rows[name]["learned_90"]
+        assert lo <= truth <= hi, (name, rows[name])
+    lo, hi = rows["P_RESPONSE"]["learned_90"]
+    assert lo <= responders.mean() <= hi  # the mixture fraction: the share of responders actually drawn
+    assert rows["RELIEF_C50"]["informed"] and rows["RELIEF_HALF_LIFE"]["informed"]
+
+
+def test_the_prior_dominates_a_small_clinic_and_fades_in_a_larger_one(clinic_of_40):
+    big, _ = clinic_of_40
+    small, _ = learned(6, seed=11)
+    published = big["RELIEF_C50"]["published"]
+    # C50 lies 26-fold below the published value: six patients move it part of the way, forty further
+    assert np.log(small["RELIEF_C50"]["learned"] / published) > np.log(big["RELIEF_C50"]["learned"] / published)
+    for name, truth in TRUTH.items():
+        assert abs(np.log(big[name]["learned"] / truth)) < abs(np.log(small[name]["learned"] / truth)), name
+        width = {k: np.log(r[name]["learned_90"][1] / r[name]["learned_90"][0]) for k, r in (("s", small), ("b", big))}
+        assert width["b"] < width["s"], name
