@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -287,8 +288,12 @@ def print_forecast(fc: dict) -> None:
         return
     lo, mid, hi = (d[:10] if d else "beyond the horizon" for d in fc["next_due"])
     days = fc["relief_days"]
-    console.print(f"Relief after the last course: {days[1]:.0f} days; next course due [bold]{mid}[/] (90 %: {lo} to "
-                  f"{hi})", highlight=False)
+    def d(x) -> str:
+        return "beyond the horizon" if x is None or not math.isfinite(x) else f"{x:.0f}"
+
+    console.print(f"Relief after the last course: median {d(days[1])} days (90 %: {d(days[0])} to {d(days[2])}); next "
+                  f"course due [bold]{mid}[/] (90 %: {lo} to {hi}); model: {fc.get('model', 'published')}",
+                  highlight=False)
     if fc.get("p_responder") is not None:
         console.print(f"Probability of response (diary): {fc['p_responder']:.0%}", highlight=False)
     for w in fc.get("warnings", []):

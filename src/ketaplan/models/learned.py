@@ -10,19 +10,28 @@ from ketaplan.errors import InputError
 from ketaplan.models.spec import ModelSpec
 
 
+def with_values(spec: ModelSpec, values: Mapping[str, float], label: str) -> ModelSpec:
+    """``spec`` with parameter values (own units, finite and >= 0) replaced, their source named ``label``."""
+    parameters = dict(spec.parameters)
+    for name, value in values.items():
+        if name not in parameters:
+            raise InputError("parameter", name, f"model {spec.id} has no such parameter")
+        if not (np.isfinite(value) and value >= 0):
+            raise InputError(f"parameter {name}", value, "a finite number >= 0")
+        parameters[name] = parameters[name].model_copy(update={"value": float(value), "source": label,
+                                                               "derived": True})
+    return spec.model_copy(update={"parameters": parameters})
+
+
 def with_learned_values(spec: ModelSpec, typical: Mapping[str, float], variances: Mapping[str, float],
                         label: str) -> ModelSpec:
     """``spec`` with the typical values (in the parameter's own unit) and the between-patient variances (of the
     log parameter) replaced; a variance that changes rescales its block's covariances so that correlations
     stay. ``label`` names the source (for example "learned: clinic version 3") in each replaced parameter."""
-    parameters = dict(spec.parameters)
     for name, value in typical.items():
-        if name not in parameters:
-            raise InputError("learned value", name, f"model {spec.id} has no such parameter")
         if not (np.isfinite(value) and value > 0):
             raise InputError(f"learned value {name}", value, "a finite number above 0")
-        parameters[name] = parameters[name].model_copy(update={"value": float(value), "source": label,
-                                                               "derived": True})
+    spec = with_values(spec, typical, label)
     blocks = []
     for block in spec.variability:
         omega = np.asarray(block.omega, dtype=float)
@@ -37,4 +46,4 @@ def with_learned_values(spec: ModelSpec, typical: Mapping[str, float], variances
                     raise InputError(f"learned variance {name}", v, "0 (the model has no variability on it)")
         new = omega * np.outer(scale, scale)
         blocks.append(block.model_copy(update={"omega": tuple(tuple(float(x) for x in row) for row in new)}))
-    return spec.model_copy(update={"parameters": parameters, "variability": tuple(blocks)})
+    return spec.model_copy(update={"variability": tuple(blocks)})
