@@ -70,22 +70,27 @@ def show(version_id: int, db) -> None:
         head = (f"Model version {v.id} ({v.status}{', in use' if v.in_use else ''}): {v.clinic}, {v.n_patients} "
                 f"patients, {v.created_at:%Y-%m-%d}, prior {v.prior} x {v.prior_weight:g}, ketaplan "
                 f"{v.ketaplan_version}")
+    print_learning(head, r, "clinic")
+
+
+def print_learning(head: str, r: dict, who: str) -> None:
+    """A learning result: published and learned (``who``: 'clinic', 'dataset') values side by side."""
     console.print(head, highlight=False)
     rows = [[row["name"], number(row["published"]), interval(row.get("prior_90")), number(row["learned"]),
              interval(row.get("learned_90")),
              "-" if "informed" not in row else ("yes" if row["informed"] else "little: prior dominates")]
             for row in r["typical"]]
     print_table("Typical values", [Column("parameter", "left"), Column("published"), Column("prior\n90 %"),
-                                   Column("clinic"), Column("clinic\n90 %"), Column("informed by\nthe data", "left")],
+                                   Column(who), Column(f"{who}\n90 %"), Column("informed by\nthe data", "left")],
                 rows)
     rows = [[row["name"], number(row["published"]), number(row["learned"]), interval(row.get("learned_90")),
              "-" if row.get("shrinkage_percent") is None else f"{row['shrinkage_percent']:.0f} %"]
             for row in r["variances"]]
     print_table("Between-patient variances (of the log value)",
-                [Column("parameter", "left"), Column("published"), Column("clinic"), Column("clinic\n90 %"),
+                [Column("parameter", "left"), Column("published"), Column(who), Column(f"{who}\n90 %"),
                  Column("shrinkage")], rows)
     o = r["objective"]
-    console.print(f"Objective (-2 log L): published {o['published']:.1f}, clinic {o['learned']:.1f} (change "
+    console.print(f"Objective (-2 log L): published {o['published']:.1f}, {who} {o['learned']:.1f} (change "
                   f"{o['change']:.1f}); prior penalty {o['prior_penalty']:.1f}.", highlight=False)
     if r.get("covariance_note"):
         console.print(f"note: {r['covariance_note']}", highlight=False)
@@ -99,12 +104,12 @@ def show(version_id: int, db) -> None:
     if t:
         rows = [[name, str(t[key]["gaps"]), f"{t[key]['median_abs_error_weeks']:.1f}",
                  f"{100 * t[key]['coverage_90']:.0f} %"] for name, key in (("published", "published"),
-                                                                          ("clinic", "learned"))]
+                                                                          (who, "learned"))]
         print_table(f"Next-course timing on held-out patients ({t['folds']}-fold cross-validation)",
                     [Column("model", "left"), Column("gaps"), Column("median error\n(weeks)"),
                      Column("inside the\n90 % interval")], rows)
         verdict = "predicts better" if t["learned_better"] else "does not predict better"
-        console.print(f"The clinic model {verdict} than the published one on patients it did not learn from.",
+        console.print(f"The {who} model {verdict} than the published one on patients it did not learn from.",
                       highlight=False)
     else:
         console.print("No held-out check (too few patients or no repeated course, or --folds 0).", highlight=False)

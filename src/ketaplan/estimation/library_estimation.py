@@ -154,7 +154,8 @@ class Objective:
         typical = float(np.sum(w * ((u[:k] - u0[:k]) / sd) ** 2))
         nu = w * self.prior.nu
         log_var, log_var0 = u[k:], u0[k:]
-        wishart = float(np.sum((nu + 2) * log_var + nu * np.exp(log_var0 - log_var)))
+        # the inverse-Wishart term relative to its value at the published variance, so the penalty is 0 there
+        wishart = float(np.sum((nu + 2) * (log_var - log_var0) + nu * (np.exp(log_var0 - log_var) - 1)))
         return typical + wishart
 
     # ------------------------------------------------------------------ likelihood pieces
@@ -376,7 +377,8 @@ def learn(bound: BoundCohort, prior: Prior, on_iteration: Callable[[int, float],
     cov = _covariance(fn, u) if covariance else None
     return LearningResult(published, fn.values(u), float(total[0]), ofv_published, fn.penalty(u), cov,
                           [*fn.names, *(f"omega {v}" for v in prior.variances)], converged, message, iterations,
-                          info["p_responder"][0], info["eta"][0, :, 0], _shrinkage(fn, u, info["eta"][0, :, 0]), u)
+                          info["p_responder"][0], info["eta"][0, :, 0],
+                          _shrinkage(fn, u, info["eta"][0, :, 0], info["p_responder"][0]), u)
 
 
 DAMPING = (0.0, 0.3, 3.0, 30.0)
@@ -471,12 +473,19 @@ def _covariance(fn: Objective, u: np.ndarray) -> np.ndarray | None:
     return np.linalg.inv(hess / 2)
 
 
-def _shrinkage(fn: Objective, u: np.ndarray, eta: np.ndarray) -> dict[str, float]:
-    """ETA shrinkage (%) of each learned variance: 100 (1 - SD(eta-hat) / omega SD), over the patients."""
+def _shrinkage(fn: Objective, u: np.ndarray, eta: np.ndarray, p_responder: np.ndarray) -> dict[str, float]:
+    """ETA shrinkage (%) of each learned variance: 100 (1 - SD(eta-hat) / omega SD), the SD over the patients
+    weighted by their probability of responding (a non-responder's responder mode says nothing about C50 or
+    the half-life: it runs off to explain the absent relief)."""
     om = fn.omega(u)
+    weights = np.asarray(p_responder, dtype=float)
     out = {}
     for name, i in zip(fn.prior.variances, fn.var_index, strict=True):
-        out[name] = float(100 * (1 - np.std(eta[:, i]) / np.sqrt(om[i, i]))) if len(eta) > 1 else 100.0
+        if len(eta) < 2 or weights.sum() <= 0:
+            out[name] = 100.0
+            continue
+        sd = np.sqrt(np.sum(weights * eta[:, i] ** 2) / weights.sum())
+        out[name] = float(100 * (1 - sd / np.sqrt(om[i, i])))
     return out
 
 
