@@ -39,9 +39,15 @@ def clinic_of_40():
     return learned(40, seed=11)
 
 
-def test_forty_patients_cover_the_truth_within_their_intervals(clinic_of_40):
-    rows, responders, _ = clinic_of_40
-    for name, truth in TRUTH.items():
+@pytest.fixture(scope="module")
+def clinic_of_300():
+    return learned(300, seed=3)
+
+
+@pytest.mark.parametrize("size", ["clinic_of_40", "clinic_of_300"])
+def test_the_learned_intervals_cover_the_truth(size, request):
+    rows, responders, _ = request.getfixturevalue(size)
+    for name, truth in {**TRUTH, "RELIEF_GAMMA": 1.0, "NRS_SD": 1.0}.items():
         lo, hi = rows[name]["learned_90"]
         assert lo <= truth <= hi, (name, rows[name])
     lo, hi = rows["P_RESPONSE"]["learned_90"]
@@ -49,9 +55,13 @@ def test_forty_patients_cover_the_truth_within_their_intervals(clinic_of_40):
     assert rows["RELIEF_C50"]["informed"] and rows["RELIEF_HALF_LIFE"]["informed"]
 
 
-def test_the_prior_dominates_a_small_clinic_and_fades_in_a_larger_one(clinic_of_40):
+def test_the_prior_dominates_a_small_clinic_and_fades_in_a_larger_one(clinic_of_40, clinic_of_300):
     big, _, _ = clinic_of_40
     small, _, _ = learned(6, seed=11)
+    largest, _, _ = clinic_of_300
+    for name in TRUTH:
+        widths = [np.log(r[name]["learned_90"][1] / r[name]["learned_90"][0]) for r in (small, big, largest)]
+        assert widths[0] > widths[1] > widths[2], (name, widths)
     published = big["RELIEF_C50"]["published"]
     # C50 lies 26-fold below the published value: six patients move it part of the way, forty further
     assert np.log(small["RELIEF_C50"]["learned"] / published) > np.log(big["RELIEF_C50"]["learned"] / published)
