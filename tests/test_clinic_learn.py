@@ -77,6 +77,9 @@ def test_forecasts_use_a_version_only_after_an_admin_accepts_it(clinic):
     run(db, "models", "accept", "1", "--admin", "admin")
     assert "accepted, in use" in run(db, "models", "list")
     assert _forecast_model(db, "KP-S0001") == "clinic version 1"
+    compared = run(db, "show", "KP-S0001", "--model", "published")
+    assert "model: published" in compared  # one patient's forecast under another model, to compare
+    assert "model: clinic version 1" in run(db, "show", "KP-S0001")
     assert "published model" in run(db, "models", "use", "published", "--admin", "admin")
     assert _forecast_model(db, "KP-S0001") == "published"
     run(db, "models", "use", "1", "--admin", "admin")

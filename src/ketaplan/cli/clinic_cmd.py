@@ -252,18 +252,21 @@ def note_command(code: str, text: str, db: str = DB, actor: str = ACTOR) -> None
 
 @clinic_app.command("show")
 @guarded
-def show_command(code: str, db: str = DB) -> None:
+def show_command(code: str, db: str = DB,
+                 model: str = typer.Option(None, help="Forecast with this model instead of the one in use: "
+                                                      "'published' or a learned version number (to compare).")
+                 ) -> None:
     """A patient's course over the years, the individualized forecast and the next-course date."""
     from sqlalchemy import select
 
     from ketaplan.course import store
     from ketaplan.course.alerts import patient_alerts
-    from ketaplan.course.forecast import cached_forecast
+    from ketaplan.course.forecast import cached_forecast, compute_forecast
     from ketaplan.course.schema import PainEntry
 
     with _session(db) as s:
         p = store.get_patient(s, code)
-        fc = cached_forecast(s, p)
+        fc = cached_forecast(s, p) if model is None else compute_forecast(s, p, choice=_model_choice(model))
         alerts = patient_alerts(s, p, fc, store.now())
         entries = s.scalars(select(PainEntry).where(PainEntry.patient_id == p.id)).all()
         console.print(f"[bold]{p.code}[/]: born {p.birth_year}, {p.sex}, {p.diagnosis}; {store.latest_weight(p):g} kg; "
@@ -280,6 +283,16 @@ def show_command(code: str, db: str = DB) -> None:
     print_forecast(fc)
     for a in alerts:
         console.print(f"ALERT ({a.severity}) {a.message}", highlight=False)
+
+
+def _model_choice(text: str) -> int | str:
+    value = text.strip().lower()
+    if value == "published":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError("--model", text, "'published' or a learned version number") from None
 
 
 def print_forecast(fc: dict) -> None:

@@ -31,13 +31,15 @@ CURVE_POINTS = 600
 log = logging.getLogger("ketaplan.course")
 
 
-def compute_forecast(s: Session, p: Patient, threshold: float = 0.3, model: ModelSpec | None = None) -> dict:
+def compute_forecast(s: Session, p: Patient, threshold: float = 0.3, model: ModelSpec | None = None,
+                     choice: int | str | None = None) -> dict:
     """The forecast as plain data (dates as ISO text); {'status': ...} explains when there is none. ``model``
-    replaces the record's default model (a learned version); it must suit the patient's drug form."""
+    replaces the record's model; ``choice`` picks a learned version by number or 'published' (to compare);
+    otherwise the version in use."""
     case = record_case(s, p)
     if case is None:
         return {"status": "no infusion recorded yet"}
-    spec, model_label = (model, model.id) if model is not None else model_in_use(s, case.regimen)
+    spec, model_label = (model, model.id) if model is not None else model_in_use(s, case.regimen, choice)
     if case.observations is not None:
         problem, fit_model = spec_problem(spec, case.regimen, case.patient.covariates(), case.observations,
                                           label=p.code, row_label="record")
