@@ -17,7 +17,6 @@ import pandas as pd
 from ketaplan.errors import InputError
 from ketaplan.models.learned import with_values
 from ketaplan.models.spec import ModelSpec
-from ketaplan.planning.relief_spread import ReliefSpreadResult, relief_spread
 from ketaplan.regimen.events import Regimen
 from ketaplan.regimen.safety import Finding, check_courses, check_levels, check_regimen
 from ketaplan.regimen.text import load_regimen
@@ -107,6 +106,8 @@ def simulate(
                                 f"the simulation ends at {horizon:g} h, inside course {cut[0].index} (which ends at "
                                 f"{cut[0].end:g} h): its numbers cover only part of it; extend --until",
                                 "ketaplan"))
+    from ketaplan.planning.relief_spread import relief_spread
+
     spread_spec = with_values(spec, overrides, "--set") if overrides else spec
     frame = SimulationFrame(run.frame)
     frame.relief_spread = relief_spread(spread_spec, reg, pat, relief_threshold)
@@ -136,7 +137,7 @@ def _relief_notes(spec: ModelSpec, threshold: float) -> list[str]:
             "baseline pain. A non-responder gets no lasting relief."]
 
 
-def with_spread(summary: pd.DataFrame, spread: ReliefSpreadResult | None) -> pd.DataFrame:
+def with_spread(summary: pd.DataFrame, spread) -> pd.DataFrame:
     """The per-course summary with the spread of relief and next-course time (median, 5th and 95th
     percentile; infinite: still relieved when the next course starts or at the end) and the probability of
     response."""

@@ -2,20 +2,19 @@
 describes: a median with a 90 % interval instead of one typical patient's line.
 
 The patient's random effects (PK and relief: C50, relief-site half-life) are drawn from the model's
-between-patient variability (:func:`~ketaplan.individualize.estimate.prior_estimate`, or a fitted patient's
-posterior); relief is computed for each draw as a responder, and each course's duration is the time from its
-end until relief falls below the threshold. The probability of response (the model's mixture) is reported
-beside it: a non-responder gets no relief worth timing a next course for. Parameter uncertainty of the
-population values is not included (the published models give none; a learned model's covariance could be
-added)."""
+between-patient variability (or a fitted patient's posterior); relief is computed for each draw as a
+responder, and each course's duration is the time from its end until relief falls below the threshold. The
+probability of response (the model's mixture) is reported beside it: a non-responder gets no relief worth
+timing a next course for. Parameter uncertainty of the population values is not included (the published
+models give none; a learned model's covariance could be added)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ketaplan.individualize.estimate import Estimate, prior_estimate
 from ketaplan.individualize.problem import SpecModel, prior_problem, random_effects
 from ketaplan.models.spec import ModelSpec
 from ketaplan.population.metrics import relief_days
@@ -23,6 +22,9 @@ from ketaplan.regimen.courses import administrations, group_courses
 from ketaplan.regimen.events import Regimen
 from ketaplan.simulation.patient import Patient
 from ketaplan.simulation.run import relief_layer
+
+if TYPE_CHECKING:  # the estimation module (SciPy's optimisers and distributions) is needed only for a fit
+    from ketaplan.individualize.estimate import Estimate
 
 DRAWS = 400
 WEEKS_AFTER_LAST = 30
@@ -53,11 +55,10 @@ class ReliefSpreadResult:
     courses: tuple[CourseSpread, ...]
 
 
-def prior_model(spec: ModelSpec, regimen: Regimen, patient: Patient) -> tuple[SpecModel, Estimate]:
-    """The model of a patient with nothing measured, and its prior (the population) as an estimate."""
+def prior_model(spec: ModelSpec, regimen: Regimen, patient: Patient) -> SpecModel:
+    """The model of a patient with nothing measured yet."""
     covariates = patient.covariates()
-    model = SpecModel(spec, regimen, covariates, random_effects(spec, regimen, covariates)[0])
-    return model, prior_estimate(prior_problem(model))
+    return SpecModel(spec, regimen, covariates, random_effects(spec, regimen, covariates)[0])
 
 
 def relief_spread(spec: ModelSpec, regimen: Regimen, patient: Patient, threshold: float = 0.3,
@@ -68,14 +69,19 @@ def relief_spread(spec: ModelSpec, regimen: Regimen, patient: Patient, threshold
     layer = relief_layer(spec)
     if layer is None:
         return None
-    if estimate is None or model is None:
-        model, estimate = prior_model(spec, regimen, patient)
+    if estimate is None or model is None:  # the population: random effects drawn from omega
+        model = prior_model(spec, regimen, patient)
+        omega = prior_problem(model).omega
+        rng = np.random.default_rng(seed)
+        etas = rng.multivariate_normal(np.zeros(len(omega)), omega, size=draws, method="eigh") if len(omega) \
+            else np.zeros((draws, 0))
+    else:
+        etas = estimate.draws(draws, seed)
     courses = group_courses(administrations(regimen.resolve(float(patient.weight))))
     ends = [c.end for c in courses]
     untils = [c.start for c in courses[1:]] + [ends[-1] + WEEKS_AFTER_LAST * 168.0]
     grid = np.unique(np.concatenate([np.arange(e, u + 1e-9, 12.0) for e, u in zip(ends, untils, strict=True)]
                                     + [np.array(untils)]))
-    etas = estimate.draws(draws, seed) if len(estimate.eta) else np.zeros((draws, 0))  # no variability: all typical
     relief = model.curves(etas, grid, ["relief"])["relief"]
     out = []
     for k, (end, until) in enumerate(zip(ends, untils, strict=True)):
