@@ -46,7 +46,11 @@ def test_learns_from_the_dataset_and_writes_its_estimates(dataset, tmp_path):
     assert doc["patients"] == 12 and doc["prior_weight"] == 0.25
     assert typical["RELIEF_C50"]["learned"] < 10.5 / 3  # towards the truth, 0.4
     assert doc["objective"]["change"] < 0 and doc["objective"]["prior_penalty"] >= 0
-    assert doc["timing"]["folds"] == 2 and doc["timing"]["learned"]["gaps"] > 0
+    timing = doc["timing"]
+    assert timing["folds"] == 2 and timing["learned"]["gaps"] > 0
+    # held out, the learned values predict the gaps between courses better than the published ones
+    assert timing["learned_better"]
+    assert timing["learned"]["median_abs_error_weeks"] < timing["published"]["median_abs_error_weeks"] / 2
     assert all(0 <= row["shrinkage_percent"] <= 100 for row in doc["variances"])
 
 
