@@ -51,6 +51,17 @@ def _has_peak(result: StudyResult, tmax: Comparison) -> bool:
                and c.observation.simulate.output == sim.output for c in result.comparisons)
 
 
+def _dodge(result: StudyResult, regimen: str, time: float, output: str, span: float) -> float:
+    """Horizontal shift (h) of a published level so that two analytes measured at one time do not share error bars:
+    ketamine 1.5 % of the drawn span to the left, norketamine as far to the right."""
+    outputs = {c.observation.simulate.output for c in result.comparisons
+               if c.observation.simulate.regimen == regimen and c.observation.simulate.metric == "level"
+               and c.observation.simulate.time == time}
+    if len(outputs) < 2:
+        return 0.0
+    return (-0.015 if output == "ketamine" else 0.015) * span
+
+
 def _note(c: Comparison) -> str:
     """A comparison not drawn on the curves, as one line of text."""
     o = c.observation
@@ -71,8 +82,8 @@ def _level_panel(ax, result: StudyResult, regimen: str) -> None:
             obs = comp.observation
             if tmax is not None:
                 x = tmax.observation.value
-            elif obs.simulate.metric == "level":
-                x = obs.simulate.time
+            elif obs.simulate.metric == "level":  # dodged where both analytes were measured at that time
+                x = obs.simulate.time + _dodge(result, regimen, obs.simulate.time, curve.output, curve.time[-1])
             else:  # no published Tmax: drawn at the predicted median's peak
                 x = float(curve.time[np.argmax(np.where(keep, curve.p50, -np.inf))])
             x /= 24.0 if long_run else 1.0
@@ -95,7 +106,10 @@ def _level_panel(ax, result: StudyResult, regimen: str) -> None:
     else:  # single doses: a log scale shows the IV spike and the small oral levels alike
         ax.set_yscale("log")
         ax.set_ylim(1.0, ax.get_ylim()[1])
-    ax.legend(fontsize=6, loc="lower center" if long_run else "upper right")
+    if long_run:  # below the axes: inside, it would cover the band
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    else:
+        ax.legend(fontsize=6, loc="upper right")
 
 
 def _nrs_panel(ax, result: StudyResult) -> None:
@@ -133,8 +147,13 @@ def study_figure(result: StudyResult) -> plt.Figure:
 
 
 def summary_figure(results: list[StudyResult]) -> plt.Figure:
-    """Predicted against published for every comparison judged by ratio (log axes, 0.67-1.5 lines)."""
-    fig, ax = plt.subplots(figsize=(6.5, 6), constrained_layout=True)
+    """Predicted against published for every comparison judged by ratio (log axes, 0.67-1.5 lines).
+
+    Points carry a number and the key beside the axes names them: labels written next to the points overlap
+    where several comparisons land close together.
+    """
+    fig, (ax, key) = plt.subplots(1, 2, figsize=(10, 6), constrained_layout=True,
+                                  gridspec_kw={"width_ratios": [3, 2]})
     comps = [c for r in results for c in r.comparisons if c.observation.criterion == "ratio"]
     values = np.array([[c.observation.value, c.prediction.value] for c in comps])
     lo, hi = values.min() / 2, values.max() * 2
@@ -142,18 +161,23 @@ def summary_figure(results: list[StudyResult]) -> plt.Figure:
     ax.plot(line, line, color="grey", lw=1)
     ax.plot(line, line * 0.67, color="grey", lw=0.8, ls="--")
     ax.plot(line, line * 1.5, color="grey", lw=0.8, ls="--")
-    for c in comps:
-        marker = {"validation": "o", "calibration": "s", "not_independent": "^"}[c.observation.role]
-        ax.plot(c.observation.value, c.prediction.value, marker, ms=6, color=PASS_COLOUR if c.passed else FAIL_COLOUR,
-                alpha=0.85)
-        ax.annotate(f"{c.study.id.split('_')[0]}: {c.observation.id}", (c.observation.value, c.prediction.value),
-                    fontsize=5, xytext=(3, 2), textcoords="offset points")
+    markers = {"validation": "o", "calibration": "s", "not_independent": "^"}
+    for number, c in enumerate(comps, start=1):
+        ax.plot(c.observation.value, c.prediction.value, markers[c.observation.role], ms=6,
+                color=PASS_COLOUR if c.passed else FAIL_COLOUR, alpha=0.85)
+        ax.annotate(str(number), (c.observation.value, c.prediction.value), fontsize=6, xytext=(4, 1),
+                    textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_xlabel("published (each in its own unit)")
-    ax.set_ylabel("predicted")
+    ax.set_ylabel("predicted (same unit)")
     ax.set_title("Predicted against published: green passes 0.67-1.5 (dashed);\n"
-                 "circle validation, square calibration", fontsize=9)
+                 "circle validation, square calibration, triangle not independent", fontsize=9)
+    key.axis("off")
+    rows = [f"{number:>2}  {c.study.id}: {c.observation.id} - {'pass' if c.passed else 'FAIL'}"
+            for number, c in enumerate(comps, start=1)]
+    key.text(0.0, 1.0, "\n".join(rows), transform=key.transAxes, fontsize=7, va="top", ha="left",
+             family="monospace")
     return fig
