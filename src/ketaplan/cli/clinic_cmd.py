@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 from pathlib import Path
 
 import typer
 
+from ketaplan.cli.clinic_session import actor_name, clinic_engine, clinic_session
 from ketaplan.cli.common import console, guarded, parse_when, write_atomically
 from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
@@ -20,22 +20,15 @@ ACTOR = typer.Option(None, "--as", help="Who records this (default: your login n
 
 
 def _engine(db: str | None, initialised: bool = True):
-    from ketaplan.course.db import make_engine, require_schema
-
-    engine = make_engine(db)
-    if initialised:
-        require_schema(engine)
-    return engine
+    return clinic_engine(db, initialised)
 
 
 def _actor(name: str | None) -> str:
-    return (name or os.environ.get("KETAPLAN_USER") or getpass.getuser()).strip()
+    return actor_name(name)
 
 
 def _session(db):
-    from ketaplan.course.db import transaction
-
-    return transaction(_engine(db))
+    return clinic_session(db)
 
 
 @clinic_app.command("init")
@@ -417,3 +410,4 @@ def disable_user_command(username: str, admin: str = typer.Option(..., help="The
             raise InputError("--admin", admin, "no such user")
         disable_user(s, actor, username)
     console.print(f"disabled {username}")
+

@@ -31,7 +31,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from ketaplan.errors import InputError
-from ketaplan.estimation.library_cohort import BoundCohort, relief_table
+from ketaplan.estimation.library_cohort import BoundCohort, ReliefTable, relief_table
 from ketaplan.individualize.likelihood import log_interval_probability
 
 ETA_STEP = 1e-4
@@ -39,6 +39,7 @@ THETA_STEP = 1e-4
 INNER_TOLERANCE = 1e-8
 """A mode is found when the next Newton step would lower phi by less than this (objective units)."""
 MAX_INNER = 40
+HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 STOP_IMPROVEMENT = 1e-3
 """The search stops when three iterations together lower the objective by less than this."""
 
@@ -61,6 +62,17 @@ class Prior:
     variances: tuple[str, ...]  # parameters whose between-patient variance is learned
     nu: float
     weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Pain scores laid out per patient (N, W): value, interval, whether continuous, and weight (0: unused)."""
+
+    y: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    continuous: np.ndarray
+    weight: np.ndarray
 
 
 @dataclass
@@ -88,12 +100,13 @@ class LearningResult:
     p_responder: np.ndarray  # (N,) posterior probability that each patient responds
     eta: np.ndarray  # (N, m) responder conditional modes at the learned values
     shrinkage: dict[str, float] = field(default_factory=dict)
+    vector: np.ndarray | None = None  # the learned values on the estimation scale (a warm start for refits)
 
 
 class Objective:
     """The mixture-Laplace objective of a bound cohort, batched over parameter vectors."""
 
-    def __init__(self, bound: BoundCohort, prior: Prior) -> None:
+    def __init__(self, bound: BoundCohort, prior: Prior, table: ReliefTable | None = None) -> None:
         self.bound, self.prior = bound, prior
         self.names = [lv.name for lv in prior.learnables]
         self.published = {name: float(bound.spec.parameters[name].value) for name in self.names}
@@ -107,7 +120,9 @@ class Objective:
         self.eta = np.zeros((bound.n_patients, 2, len(eta_names)))  # warm starts per component
         self.p_name = bound.relief.p_response
         self.sd_name = bound.relief.score_sd
-        self.table = relief_table(bound)
+        self.table = relief_table(bound) if table is None else table
+        self.scores = _score_bounds(bound)
+        self.distinct = _distinct(self.scores)
 
     # ------------------------------------------------------------------ parameter vector
     def initial(self) -> np.ndarray:
@@ -166,11 +181,12 @@ class Objective:
         start = np.broadcast_to(self.eta if eta0 is None else eta0, (k, n, 2, m)).copy()
         factors = self._factors(values)
         sd = self._score_sd(values)
-        eta_r, o_r = self._laplace(omegas, start[:, :, 0], sd, lambda e, a: self._predict(factors, e, a))
+        eta_r, o_r = self._laplace(omegas, start[:, :, 0], sd, lambda e, kk, nn: self._predict(factors, e, kk, nn),
+                                   self.scores)
         b = self.base_index
         keep = [b]
         eta_n, o_n = self._laplace(omegas[:, keep][:, :, keep], start[:, :, 1, keep], sd,
-                                   lambda e, a: self._baseline_only(factors, e, a))
+                                   lambda e, kk, nn: self._baseline_only(factors, e, kk, nn), self.distinct)
         modes = np.zeros((k, n, 2, m))
         modes[:, :, 0] = eta_r
         modes[:, :, 1, b] = eta_n[..., 0]
@@ -185,140 +201,171 @@ class Objective:
     def base_index(self) -> int:
         return list(self.bound.eta_names).index(self.bound.relief.baseline)
 
-    def _laplace(self, omegas, eta0, sd, predict) -> tuple[np.ndarray, np.ndarray]:
+    def _laplace(self, omegas, eta0, sd, predict, scores: Scores) -> tuple[np.ndarray, np.ndarray]:
         """Conditional modes (K, N, m) by batched Newton steps, and the Laplace objective (K, N).
 
-        ``predict(eta, active)`` gives predictions (K, N, W), their first (K, N, W, m) and second derivatives
-        (K, N, W, m, m) in eta. The Hessian of phi is exact up to the differences where it is positive
-        definite (the first-order form elsewhere), so the steps converge quadratically.
+        The K x N (parameter vector, patient) pairs are laid out as rows; each step recomputes only the rows
+        still moving. ``predict(eta, kk, nn)`` gives predictions (R, W) for rows of parameter vectors ``kk``
+        and patients ``nn``, their first derivatives (R, W, m) in eta and a function that contracts weights
+        (R, W) with their second derivatives to (R, m, m). The Hessian of phi is exact (closed form) where it
+        is positive definite, the first-order form elsewhere, so the steps converge quadratically.
         """
         k, n, m = eta0.shape
-        omega_inv = np.linalg.inv(omegas)
-        logdet = np.linalg.slogdet(omegas)[1][:, None]
-        eta = eta0.copy()
-        best_phi = np.full((k, n), np.inf)
+        kk, nn = np.repeat(np.arange(k), n), np.tile(np.arange(n), k)
+        omega_inv = np.linalg.inv(omegas)[kk]
+        logdet = np.linalg.slogdet(omegas)[1][kk]
+        eta = eta0.reshape(-1, m).copy()
+        best_phi = np.full(len(eta), np.inf)
         best = eta.copy()
-        best_hess = np.broadcast_to(omega_inv[:, None], (k, n, m, m)).copy()
-        active = np.ones((k, n), dtype=bool)
+        best_hess = omega_inv.copy()
         step = np.zeros_like(eta)
-        halvings = np.zeros((k, n), dtype=int)
+        halvings = np.zeros(len(eta), dtype=int)
+        rows = np.arange(len(eta))
         for _ in range(MAX_INNER):
-            pred, g, gg = predict(eta, active)
-            neg2, dl, d2l = self._obs_terms(pred, sd)
-            phi = neg2 + np.einsum("kna,kab,knb->kn", eta, omega_inv, eta)
-            phi = np.where(active & np.isfinite(phi), phi, np.inf)
-            better = active & (phi <= best_phi + 1e-10 * np.abs(np.where(np.isfinite(best_phi), best_phi, 0)))
-            grad = np.einsum("knw,knwa->kna", dl, g) + 2 * np.einsum("kab,knb->kna", omega_inv, eta)
-            first = 0.5 * np.einsum("knw,knwa,knwb->knab", d2l, g, g) + omega_inv[:, None]
-            exact = first + 0.5 * np.einsum("knw,knwab->knab", dl, gg)
+            e, oi = eta[rows], omega_inv[rows]
+            pred, g, curvature = predict(e, kk[rows], nn[rows])
+            neg2, dl, d2l = self._obs_terms(pred, sd[kk[rows]], scores, nn[rows])
+            phi = neg2 + np.einsum("ra,rab,rb->r", e, oi, e)
+            phi = np.where(np.isfinite(phi), phi, np.inf)
+            before = best_phi[rows]
+            better = phi <= before + 1e-10 * np.abs(np.where(np.isfinite(before), before, 0))
+            grad = np.einsum("rw,rwa->ra", dl, g) + 2 * np.einsum("rab,rb->ra", oi, e)
+            first = 0.5 * np.einsum("rw,rwa,rwb->rab", d2l, g, g) + oi
+            exact = first + 0.5 * curvature(dl)
             positive = np.all(np.linalg.eigvalsh(np.where(np.isfinite(exact), exact, 0.0)) > 0, axis=-1)
-            hess = np.where(positive[..., None, None], exact, first)  # phi's Hessian / 2
-            best[better], best_phi[better], best_hess[better] = eta[better], phi[better], hess[better]
+            hess = np.where(positive[:, None, None], exact, first)  # phi's Hessian / 2
+            hess = np.where(np.isfinite(hess).all(axis=(-2, -1))[:, None, None], hess, oi)
+            improved = rows[better]
+            best[improved], best_phi[improved], best_hess[improved] = e[better], phi[better], hess[better]
             with np.errstate(all="ignore"):
-                newton = -np.linalg.solve(2 * hess, grad[..., None])[..., 0]
+                try:
+                    newton = -np.linalg.solve(2 * hess, grad[..., None])[..., 0]
+                except np.linalg.LinAlgError:  # a singular row (underflowed curvature): its pseudo-inverse
+                    newton = -(np.linalg.pinv(2 * hess) @ grad[..., None])[..., 0]
             newton = np.where(np.isfinite(newton), newton, 0.0)
-            expected_decrease = -0.5 * np.einsum("kna,kna->kn", grad, newton)
+            expected_decrease = -0.5 * np.einsum("ra,ra->r", grad, newton)
             done = better & (expected_decrease < INNER_TOLERANCE)
-            worse = active & ~better
-            halvings = np.where(worse, halvings + 1, 0)
-            step = np.where(better[..., None], newton, np.where(worse[..., None], step / 2, step))
-            stalled = worse & (np.max(np.abs(step), axis=-1) < 1e-7)  # at the noise floor of phi: the best stands
-            active &= ~done & ~stalled & (halvings < 25)
-            if not active.any():
+            halvings[rows] = np.where(better, 0, halvings[rows] + 1)
+            step[rows] = np.where(better[:, None], newton, step[rows] / 2)
+            stalled = ~better & (np.max(np.abs(step[rows]), axis=-1) < 1e-7)  # at phi's noise floor: best stands
+            rows = rows[~done & ~stalled & (halvings[rows] < 25)]
+            if not rows.size:
                 break
-            eta = np.where(active[..., None], best + step, best)
+            eta[rows] = best[rows] + step[rows]
         sign, logdet_hess = np.linalg.slogdet(best_hess)
-        objective = best_phi + logdet + logdet_hess
-        return best, np.where(sign > 0, objective, np.inf)
+        objective = np.where(sign > 0, best_phi + logdet + logdet_hess, np.inf)
+        return best.reshape(k, n, m), objective.reshape(k, n)
 
-    def _predict(self, factors, eta, active):
-        """Responder pain scores (K, N, W) at eta with their first (K, N, W, m) and second (K, N, W, m, m)
-        derivatives in eta, in closed form from the relief-site table: pain = B e^eta_B (1 - E sigma(z)),
-        z = gamma (log Ce(u) - log C50 - eta_C), u = log half-life + eta_T (sigma the logistic function)."""
+    def _predict(self, factors, eta, kk, nn):
+        """Responder pain scores (R, W) at eta (R, m) for rows of parameter vectors ``kk`` and patients ``nn``,
+        with their first derivatives (R, W, m) in eta and a contraction of their second derivatives, in closed
+        form from the relief-site table: pain = B e^eta_B (1 - E sigma(z)), z = gamma (log Ce(u) - log C50 -
+        eta_C), u = log half-life + eta_T (sigma the logistic function)."""
         b = self.bound
         layer = b.relief
-        k, n, m = eta.shape
+        r, m = eta.shape
         names = list(b.eta_names)
 
         def typical(ref):
             if not isinstance(ref, str):
-                return np.full((k, n), float(ref))
-            return b.typical[ref][None, :] * factors.get(ref, np.ones(k))[:, None]
+                return np.full(r, float(ref))
+            return b.typical[ref][nn] * factors[ref][kk] if ref in factors else b.typical[ref][nn]
 
         def effect(ref):
-            return eta[..., names.index(ref)] if isinstance(ref, str) and ref in names else np.zeros((k, n))
+            return eta[:, names.index(ref)] if isinstance(ref, str) and ref in names else np.zeros(r)
 
         half_life = b.relief_half_life
         u = np.log(typical(half_life)) + effect(half_life)
-        log_ce, d_u, d_uu = self.table.at(u.ravel(), np.tile(np.arange(n), k))
-        log_ce, d_u, d_uu = (a.reshape(k, n, -1) for a in (log_ce, d_u, d_uu))
-        gamma = typical(layer.gamma)[..., None]
-        z = gamma * (log_ce - np.log(typical(layer.c50))[..., None] - effect(layer.c50)[..., None])
+        log_ce, d_u, d_uu = self.table.at(u, nn)
+        gamma = typical(layer.gamma)[:, None]
+        z = gamma * (log_ce - np.log(typical(layer.c50))[:, None] - effect(layer.c50)[:, None])
         with np.errstate(over="ignore"):
             sig = np.where(np.isfinite(z), 1 / (1 + np.exp(-z)), 0.0)
-        emax = typical(layer.emax)[..., None]
+        emax = typical(layer.emax)[:, None]
         h, h1, h2 = emax * sig, emax * sig * (1 - sig), emax * sig * (1 - sig) * (1 - 2 * sig)
-        amplitude = (typical(layer.baseline) * np.exp(effect(layer.baseline)))[..., None]
+        with np.errstate(over="ignore"):
+            amplitude = (typical(layer.baseline) * np.exp(effect(layer.baseline)))[:, None]
         pred = amplitude * (1 - h)
-        dz = np.zeros((k, n, pred.shape[-1], m))
-        dzz = np.zeros((k, n, pred.shape[-1], m, m))
+        w = pred.shape[-1]
+        slopes = {}  # eta index -> dz/d eta (R, W) of the logistic's argument
         if isinstance(layer.c50, str) and layer.c50 in names:
-            dz[..., names.index(layer.c50)] = -gamma
-        if half_life in names:
-            j = names.index(half_life)
-            dz[..., j] = gamma * d_u
-            dzz[..., j, j] = gamma * d_uu
-        g = -amplitude[..., None] * h1[..., None] * dz
-        gg = -amplitude[..., None, None] * (h2[..., None, None] * dz[..., :, None] * dz[..., None, :]
-                                            + h1[..., None, None] * dzz)
-        if layer.baseline in names:
-            j = names.index(layer.baseline)
-            g[..., j] = pred
-            gg[..., j, :] += g
-            gg[..., :, j] += g
-            gg[..., j, j] = pred
-        return pred, g, gg
+            slopes[names.index(layer.c50)] = np.broadcast_to(-gamma, (r, w))
+        t_index = names.index(half_life) if half_life in names else None
+        if t_index is not None:
+            slopes[t_index] = gamma * d_u
+        g = np.zeros((r, w, m))
+        with np.errstate(invalid="ignore"):
+            for j, dz in slopes.items():
+                g[..., j] = -amplitude * h1 * dz
+        b_index = names.index(layer.baseline) if layer.baseline in names else None
+        if b_index is not None:
+            g[..., b_index] = pred
 
-    def _baseline_only(self, factors, eta, active):
-        """A non-responder's pain score is the baseline alone: B exp(eta) at every time (so are its derivatives)."""
+        def curvature(weights: np.ndarray) -> np.ndarray:
+            """sum over scores of weight x d2 pred / d eta_a d eta_b, (R, m, m). An overflowing amplitude
+            gives NaN here, and the Laplace step then takes the first-order form."""
+            out = np.zeros((r, m, m))
+            with np.errstate(invalid="ignore"):
+                a_h1, a_h2 = amplitude * h1 * weights, amplitude * h2 * weights
+                for a, dza in slopes.items():
+                    for c, dzc in slopes.items():
+                        if c <= a:
+                            term = -np.einsum("rw,rw->r", a_h2, dza * dzc)
+                            if a == c == t_index:
+                                term -= np.einsum("rw,rw->r", a_h1, gamma * d_uu)
+                            out[:, a, c] = out[:, c, a] = term
+                if b_index is not None:  # pred is linear in exp(eta_B): d/d eta_B repeats the first derivative
+                    for a in range(m):
+                        out[:, a, b_index] = out[:, b_index, a] = np.einsum("rw,rw->r", weights, g[..., a])
+            return out
+
+        return pred, g, curvature
+
+    def _baseline_only(self, factors, eta, kk, nn):
+        """A non-responder's pain score is the baseline alone, B exp(eta), at every time (so are its
+        derivatives); it is read against each patient's distinct scores (:attr:`distinct`)."""
         b = self.bound
         name = b.relief.baseline
-        base = b.typical[name][None, :] * factors.get(name, np.ones(len(eta)))[:, None] * np.exp(eta[..., 0])
-        pred = np.broadcast_to(base[..., None], (*base.shape, b.obs_time.shape[1])).copy()
-        return pred, pred[..., None].copy(), pred[..., None, None].copy()
+        base = b.typical[name][nn] * np.exp(eta[:, 0])
+        if name in factors:
+            base = base * factors[name][kk]
+        pred = np.broadcast_to(base[:, None], (len(base), self.distinct.y.shape[1]))
+        return pred, pred[..., None], lambda weights: (weights * pred).sum(axis=-1)[:, None, None]
 
-    def _obs_terms(self, pred: np.ndarray, score_sd: np.ndarray):
-        """Per patient -2 log L (K, N) of the pain scores and, per score, its first and second derivative in the
-        prediction (central differences of the closed form)."""
-        b = self.bound
-        delta = 1e-4
-        f0 = self._neg2(pred, score_sd)
-        fp = self._neg2(pred + delta, score_sd)
-        fm = self._neg2(pred - delta, score_sd)
-        d1 = (fp - fm) / (2 * delta)
-        d2 = np.maximum((fp - 2 * f0 + fm) / delta**2, 1e-9)
-        used = b.obs_mask[None] & (b.obs_kind[None] == -1)
-        total = np.where(used, f0, 0.0).sum(axis=-1)
-        return total, np.where(used, d1, 0.0), np.where(used, d2, 0.0)
-
-    def _neg2(self, pred: np.ndarray, score_sd: np.ndarray) -> np.ndarray:
-        """-2 log L of each pain score (K, N, W): an interval-censored normal (0 and 10 open-ended)."""
-        y = self.bound.obs_value[None]
-        s = score_sd[:, None, None]
-        integer = np.isclose(y, np.round(y))
-        lo = np.where(y <= 0, -np.inf, np.where(integer, y - 0.5, y))
-        hi = np.where(y >= 10, np.inf, np.where(integer, y + 0.5, y))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            interval = -2 * log_interval_probability((lo - pred) / s, (hi - pred) / s)
-        density = 2 * np.log(s) + ((y - pred) / s) ** 2
-        continuous = ~integer & (y > 0) & (y < 10)
-        return np.where(continuous, density, interval)
+    def _obs_terms(self, pred: np.ndarray, score_sd: np.ndarray, scores: Scores, nn: np.ndarray):
+        """Per row -2 log L (R,) of patient ``nn``'s pain scores and, per score, its first and second derivative
+        in the prediction (R, W), in closed form, each times the score's weight. For a score k (latent value in
+        k - 0.5 .. k + 0.5) with a = (lo - pred) / s, b = (hi - pred) / s and L = Phi(b) - Phi(a):
+        d(-2 log L)/d pred = -2 (phi(a) - phi(b)) / (s L) and
+        d2 = -2 [(a phi(a) - b phi(b)) / (s^2 L) - ((phi(a) - phi(b)) / (s L))^2], with phi / L formed in logs
+        so that both stay finite far in the tails."""
+        y, lo, hi, continuous, weight = (getattr(scores, f)[nn] for f in ("y", "lo", "hi", "continuous", "weight"))
+        s = score_sd[:, None]
+        a, b = (lo - pred) / s, (hi - pred) / s
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            log_l = log_interval_probability(a, b)
+            ra = np.where(np.isfinite(a), np.exp(-0.5 * a * a - HALF_LOG_2PI - log_l), 0.0)
+            rb = np.where(np.isfinite(b), np.exp(-0.5 * b * b - HALF_LOG_2PI - log_l), 0.0)
+            slope = (ra - rb) / s
+            bend = (np.where(np.isfinite(a), a * ra, 0.0) - np.where(np.isfinite(b), b * rb, 0.0)) / s**2
+            interval = (-2 * log_l, -2 * slope, -2 * (bend - slope**2))
+            z = (y - pred) / s
+            density = (2 * np.log(s) + z**2, -2 * z / s, np.broadcast_to(2 / s**2, pred.shape))
+        f0, d1, d2 = (np.where(continuous, c, i) for c, i in zip(density, interval, strict=True))
+        used = weight > 0
+        with np.errstate(invalid="ignore"):
+            total = np.where(used, weight * f0, 0.0).sum(axis=-1)
+            return total, np.where(used, weight * d1, 0.0), np.where(used, weight * np.maximum(d2, 1e-9), 0.0)
 
 
 def learn(bound: BoundCohort, prior: Prior, on_iteration: Callable[[int, float], None] | None = None,
-          max_iterations: int = 200, start: np.ndarray | None = None, covariance: bool = True) -> LearningResult:
-    """The population values that minimise -2 log L + the prior's -2 log p, with their uncertainty."""
-    fn = Objective(bound, prior)
+          max_iterations: int = 200, start: np.ndarray | None = None, covariance: bool = True,
+          table: ReliefTable | None = None) -> LearningResult:
+    """The population values that minimise -2 log L + the prior's -2 log p, with their uncertainty.
+
+    ``start`` (a previous result's ``vector``) starts the search elsewhere than at the published values;
+    ``table`` is the cohort's relief-site table when it is already known (held-out refits)."""
+    fn = Objective(bound, prior, table)
     u0 = fn.initial()
     x_start = (np.zeros(len(u0)) if start is None else start - u0)
     published = fn.values(u0)
@@ -359,7 +406,7 @@ def learn(bound: BoundCohort, prior: Prior, on_iteration: Callable[[int, float],
                           [*fn.names, *(f"omega {v}" for v in prior.variances)],
                           bool(result.success) or state.get("settled", False),
                           str(result.message), state["iterations"], info["p_responder"][0], info["eta"][0, :, 0],
-                          _shrinkage(fn, u, info["eta"][0, :, 0]))
+                          _shrinkage(fn, u, info["eta"][0, :, 0]), u)
 
 
 def _covariance(fn: Objective, u: np.ndarray) -> np.ndarray | None:
@@ -388,6 +435,37 @@ def _shrinkage(fn: Objective, u: np.ndarray, eta: np.ndarray) -> dict[str, float
     for name, i in zip(fn.prior.variances, fn.var_index, strict=True):
         out[name] = float(100 * (1 - np.std(eta[:, i]) / np.sqrt(om[i, i]))) if len(eta) > 1 else 100.0
     return out
+
+
+def _scores(y: np.ndarray, weight: np.ndarray) -> Scores:
+    """Pain scores (N, W) with their intervals: score k covers k - 0.5 .. k + 0.5 (0 and 10 open-ended); a
+    non-integer score (a VAS) is read as continuous."""
+    y = np.where(weight > 0, y, 5.0)
+    integer = np.isclose(y, np.round(y))
+    lo = np.where(y <= 0, -np.inf, np.where(integer, y - 0.5, y))
+    hi = np.where(y >= 10, np.inf, np.where(integer, y + 0.5, y))
+    return Scores(y, lo, hi, ~integer & (y > 0) & (y < 10), weight)
+
+
+def _score_bounds(bound: BoundCohort) -> Scores:
+    """Every pain score of the cohort in time order, weight 1 (padding and levels weight 0)."""
+    used = bound.obs_mask & (bound.obs_kind == -1)
+    return _scores(bound.obs_value, used.astype(float))
+
+
+def _distinct(scores: Scores) -> Scores:
+    """Each patient's distinct scores weighted by how often they occur: enough where the prediction is the
+    same at every time (a non-responder), and about ten times fewer columns."""
+    rows = []
+    for y, w in zip(scores.y, scores.weight, strict=True):
+        values, counts = np.unique(y[w > 0], return_counts=True)
+        rows.append((values, counts))
+    width = max(1, max(len(v) for v, _ in rows))
+    y = np.full((len(rows), width), 5.0)
+    weight = np.zeros((len(rows), width))
+    for i, (values, counts) in enumerate(rows):
+        y[i, :len(values)], weight[i, :len(values)] = values, counts
+    return _scores(y, weight)
 
 
 def _forward(value: float, transform: str) -> float:
