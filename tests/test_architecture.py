@@ -22,7 +22,7 @@ LAYERS = (
     ("population",),
     ("individualize",),
     ("estimation",),
-    ("planning",),
+    ("planning", "validation"),
     ("course",),
     ("report",),
     ("web", "cli"),

@@ -24,12 +24,14 @@ from ketaplan.models.compose import apply_variant, with_pd, with_routes
 from ketaplan.models.spec import ModelSpec, PDModelSpec, RouteTable, ThresholdTable
 
 DEFAULT_MODELS = {
-    "racemic_iv_adult": "domino_racemic_3cmt_nk",
+    "racemic_iv_adult": "domino_racemic_3cmt_nk:kamp2020",
     "s_ketamine_infusion": "otto_2021_s_ketamine_norketamine",
     "long_lasting_relief": "dahan_2011_crps_pkpd",
     "acute_analgesia": "olofsen_2012_norketamine_pd",
 }
-"""Default model per question (see the README for the reasons)."""
+"""Default model per question (see the README for the reasons; racemic: the Domino set with the norketamine
+compartment and its clearance at the Kamp 2020 meta-analytic mean, checked against independent data in
+docs/validation.md)."""
 
 _KINDS: dict[str, type[BaseModel]] = {"pk": ModelSpec, "pd": PDModelSpec, "routes": RouteTable,
                                       "thresholds": ThresholdTable}

@@ -188,9 +188,18 @@ def check_levels(summary, thresholds) -> list[Finding]:
         if row["hours_above_psychotomimetic"] > 0:
             findings.append(Finding("warning", "above_psychotomimetic",
                                     f"course {int(row['course'])}: {row['hours_above_psychotomimetic']:.1f} h above "
-                                    f"{psycho.label} - expect dissociation or other psychotomimetic effects",
+                                    f"{psycho.label} - {_psychotomimetic_effects(row['cmax_ng_ml'], psycho)}",
                                     psycho.source))
     return findings
+
+
+def _psychotomimetic_effects(cmax: float, psycho) -> str:
+    """What a level above the psychotomimetic threshold means: where the literature gives a range, effects are
+    expected only above its top; between the central value and the top they are possible."""
+    if psycho.high is None or cmax > psycho.high:
+        return "expect dissociation or other psychotomimetic effects"
+    return (f"dissociation or other psychotomimetic effects are possible (peak {cmax:.0f} ng/mL; expected above "
+            f"{psycho.high:g} ng/mL, the top of the reported range)")
 
 
 def contraindications() -> tuple[list[str], str]:
