@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ketaplan.errors import InputError
 from ketaplan.individualize.observations import PAIN, Observations
@@ -28,6 +27,7 @@ from ketaplan.regimen.events import ROUTES, DoseEvent, Regimen
 from ketaplan.regimen.safety import check_regimen
 from ketaplan.simulation.patient import Patient
 from ketaplan.simulation.run import analyte_outputs, model_for
+from ketaplan.user_yaml import read_yaml_file
 
 DVID_OUTPUTS = {1: "parent", 2: "metabolite", 3: PAIN}
 
@@ -48,7 +48,7 @@ def is_predpp_file(model: str | Path) -> bool:
     path = Path(str(model))
     if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
         return False
-    raw = yaml.safe_load(path.read_text())
+    raw = read_yaml_file(path, "--model")
     return isinstance(raw, dict) and any(str(k).lower() == "advan" for k in raw)
 
 

@@ -29,11 +29,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-
 from ketaplan.errors import InputError
 from ketaplan.regimen.events import _ROUTE_ALIASES, DoseEvent, Regimen
 from ketaplan.regimen.units import Kind, hcl_to_base, parse, parse_dose
+from ketaplan.user_yaml import read_yaml_file
 
 _TOKEN = re.compile(r"\s*(\(|\)|;|\+|[^\s();+]+)")
 _NUMBER = re.compile(r"^\d+(\.\d*)?$|^\.\d+$")
@@ -420,12 +419,7 @@ def load_regimen(source: str | Path) -> Regimen:
     if not text.lower().endswith((".yaml", ".yml")):
         return parse_regimen(text)
     path = Path(text)
-    if not path.is_file():
-        raise InputError("regimen", text, "the regimen file does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError("regimen", text, f"is not valid YAML ({exc})") from None
+    raw = read_yaml_file(path, "regimen", "the regimen file does not exist")
     if not isinstance(raw, dict) or not isinstance(raw.get("doses"), list) or not raw["doses"]:
         raise InputError(f"regimen file {path.name}", "its content", "needs a 'doses' list of regimen texts")
     regimens = []
