@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ketaplan.errors import InputError
-from ketaplan.regimen.events import _ROUTE_ALIASES, DoseEvent, Regimen
+from ketaplan.regimen.events import _ROUTE_ALIASES, DoseEvent, Regimen, check_no_overlap
 from ketaplan.regimen.units import Kind, hcl_to_base, parse, parse_dose
 from ketaplan.user_yaml import read_yaml_file
 
@@ -349,9 +349,7 @@ class _Parser:
                              f"({count} dose{'s' if count > 1 else ''}) is shown; add 'for <duration>' or 'x <n>'")
             else:
                 count = max(1, int(span // interval + (1 if span % interval > 1e-9 else 0)))
-        if event.infusion_hours > interval + 1e-9:
-            notes.append(f"each dose lasts {event.infusion_hours:g} h but repeats every {interval:g} h: "
-                         "infusions overlap")
+        check_no_overlap(event, interval, count, "regimen", self.text)
         return [replace(event, ii=interval, addl=count - 1)]
 
     def titration_events(self, route, start_rate, per_kg, titration, length, cap, at, notes, interval, count):

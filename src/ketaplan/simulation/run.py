@@ -22,6 +22,7 @@ from ketaplan.engine.exact import solve
 from ketaplan.engine.pd import evaluate_layers
 from ketaplan.engine.schedule import compile_schedule
 from ketaplan.errors import InputError
+from ketaplan.limits import HOURS_PER_YEAR, PLAN_YEARS
 from ketaplan.models.library import DEFAULT_MODELS, assemble
 from ketaplan.models.spec import LongLastingRelief, ModelSpec, factor_names
 from ketaplan.models.thresholds import Threshold, thresholds_for
@@ -106,14 +107,22 @@ def analyte_outputs(spec: ModelSpec) -> tuple[str, str | None, str | None]:
     return parent, metabolite, effect
 
 
-MAX_HORIZON_H = 20 * 8766.0
-"""Longest simulation (h): 20 years, far beyond the seed case's 3.5 years, small enough for memory."""
+MAX_HORIZON_H = PLAN_YEARS.value * HOURS_PER_YEAR
+"""Longest simulation (h): :data:`ketaplan.limits.PLAN_YEARS`, far beyond the seed case's 3.5 years."""
+
+
+def check_horizon(hours: float) -> None:
+    """Refuse a plan or follow-up that would run past :data:`MAX_HORIZON_H` (checked before doses are expanded)."""
+    if not hours <= MAX_HORIZON_H:
+        PLAN_YEARS.check("plan", hours / HOURS_PER_YEAR if np.isfinite(hours) else float("inf"),
+                         "shorten the regimen or --until")
 
 
 def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: float | None = None,
                 overrides: dict[str, float] | None = None, baseline_pain: float | None = None) -> PatientRun:
     """Simulate one patient exactly on a grid fine enough for Cmax, AUC and threshold times."""
     resolved = regimen.resolve(patient.weight)
+    check_horizon(max(resolved.end_time(), until or 0.0))
     admins = administrations(resolved)
     if not admins:
         raise InputError("regimen", regimen.label or "this regimen", "gives no dose")
@@ -121,10 +130,7 @@ def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: floa
     horizon = until if until is not None else courses[-1].end + 12 * 7 * 24.0
     if horizon <= 0:
         raise InputError("until", horizon, "the simulation must run for more than 0 h")
-    if max(horizon, courses[-1].end) > MAX_HORIZON_H:
-        raise InputError("plan", f"{max(horizon, courses[-1].end) / 8766:.1f} years",
-                         "one simulation covers at most 20 years of treatment and follow-up; shorten the regimen "
-                         "or --until")
+    check_horizon(max(horizon, courses[-1].end))
     if regimen.start is not None and not 1950 <= regimen.start.year <= 2100:
         raise InputError("start", regimen.start.strftime("%Y-%m-%d"), "a start date between 1950 and 2100")
     built = build(spec, patient.covariates(), overrides=overrides)
