@@ -74,6 +74,9 @@ PATIENT_POINTS_WITHOUT_YES = Limit(
     2e9, "patient-time points", "without --yes",
     "about two million patients on a one-year grid: several minutes here; above it `population` asks for "
     "--yes after printing its estimate of the time")
+CHUNKS = Limit(
+    100_000, "chunks", "per population run (--n divided by --chunk)",
+    "each chunk is one task with its own fixed cost (and one Dask future on a cluster)")
 PATIENT_POINTS = Limit(
     1e12, "patient-time points", "per population run or regimen search",
     "days of computing even on a cluster")

@@ -207,11 +207,12 @@ def parse_settings(items: list[str] | None) -> dict[str, float]:
 
 @contextmanager
 def progress(total: int, description: str) -> Iterator[Callable[[str], None]]:
-    """A progress bar that appears only if the work takes more than a second."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """A progress bar that appears only if the work takes more than a second, with the time spent and an
+    estimate of the time left (from the steps done so far)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console,
-                   transient=True)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TextColumn("left"),
+                   TimeRemainingColumn(), console=err_console, transient=True)
     task = bar.add_task(description, total=total)
     timer = threading.Timer(1.0, bar.start)
     timer.start()
