@@ -164,7 +164,13 @@ def parse(text: str, kind: Kind, field: str = "quantity") -> float:
     q = _parse(text, field, kind.description)
     if not q.check(kind.dimension):
         raise UnitError(field, text, _dimension_hint(q, kind))
-    value = float(q.to(kind.internal).magnitude)
+    return _finite(float(q.to(kind.internal).magnitude), text, field)
+
+
+def _finite(value: float, text: str, field: str) -> float:
+    """A converted value; one that overflowed in the conversion (1e308 mg/mL in ng/mL) is refused."""
+    if not math.isfinite(value):
+        raise UnitError(field, text, "the number is too large to compute with")
     return value
 
 
@@ -178,10 +184,10 @@ def parse_dose(text: str, kind: Kind, field: str = "dose") -> Dose:
         raise ValueError(f"parse_dose takes AMOUNT or RATE, not {kind}")
     q = _parse(text, field, f"{kind.description} or {_WEIGHT_BASED[kind].description}")
     if q.check(kind.dimension):
-        return Dose(float(q.to(kind.internal).magnitude), per_kg=False, text=str(text))
+        return Dose(_finite(float(q.to(kind.internal).magnitude), text, field), per_kg=False, text=str(text))
     per_kg_kind = _WEIGHT_BASED[kind]
     if q.check(per_kg_kind.dimension):
-        return Dose(float(q.to(per_kg_kind.internal).magnitude), per_kg=True, text=str(text))
+        return Dose(_finite(float(q.to(per_kg_kind.internal).magnitude), text, field), per_kg=True, text=str(text))
     raise UnitError(field, text, _dimension_hint(q, kind, also=per_kg_kind))
 
 
