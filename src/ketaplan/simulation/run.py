@@ -22,7 +22,7 @@ from ketaplan.engine.exact import solve
 from ketaplan.engine.pd import evaluate_layers
 from ketaplan.engine.schedule import compile_schedule
 from ketaplan.errors import InputError
-from ketaplan.limits import HOURS_PER_YEAR, PLAN_YEARS
+from ketaplan.limits import HOURS_PER_YEAR, OUTPUT_POINTS_PER_PATIENT, PLAN_YEARS
 from ketaplan.models.library import DEFAULT_MODELS, assemble
 from ketaplan.models.spec import LongLastingRelief, ModelSpec, factor_names
 from ketaplan.models.thresholds import Threshold, thresholds_for
@@ -66,15 +66,23 @@ def check_overrides(spec: ModelSpec, overrides: Mapping[str, float] | None) -> N
 
 
 def time_grid(admins: list[Administration], until: float, fine: float = 0.1, coarse: float = 1.0) -> np.ndarray:
-    """Output times: every ``coarse`` h, every ``fine`` h during and 12 h after each administration."""
-    pieces = [np.arange(0.0, until + 1e-9, coarse)]
-    for a in admins:
-        lo = a.start
-        hi = min(until, a.end + 12.0)
-        if hi > lo:
-            pieces.append(np.arange(lo, hi + 1e-9, fine))
-        pieces.append(np.array([a.start, a.end]))
-    grid = np.unique(np.concatenate(pieces))
+    """Output times: every ``coarse`` h, every ``fine`` h during and 12 h after each administration, and each
+    administration's start and end.
+
+    The fine points lie on one lattice (multiples of ``fine``), so the windows of frequent doses share their
+    points instead of adding near-copies: the grid has at most until / fine points plus the starts and ends.
+    """
+    steps = int(np.floor(until / fine + 1e-9))
+    starts = np.array([a.start for a in admins])
+    ends = np.array([a.end for a in admins])
+    lo = np.clip(np.ceil(starts / fine - 1e-9), 0, steps + 1).astype(np.int64)
+    hi = np.clip(np.floor(np.minimum(until, ends + 12.0) / fine + 1e-9), -1, steps).astype(np.int64)
+    cover = np.zeros(steps + 2, dtype=np.int64)  # windows as +1 at their first lattice point, -1 after their last
+    keep = hi >= lo
+    np.add.at(cover, lo[keep], 1)
+    np.add.at(cover, hi[keep] + 1, -1)
+    fine_points = np.round(np.flatnonzero(np.cumsum(cover[:-1]) > 0) * fine, 9)  # 30 x 0.1 is 3, as the coarse 3
+    grid = np.unique(np.concatenate([np.arange(0.0, until + 1e-9, coarse), fine_points, starts, ends]))
     return grid[(grid >= 0) & (grid <= until)]
 
 
@@ -135,6 +143,7 @@ def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: floa
         raise InputError("start", regimen.start.strftime("%Y-%m-%d"), "a start date between 1950 and 2100")
     built = build(spec, patient.covariates(), overrides=overrides)
     times = time_grid(admins, horizon)
+    OUTPUT_POINTS_PER_PATIENT.check("simulation", len(times), "shorten the plan or --until")
     names = list(spec.observables)
     values = solve_patient(built, resolved, times, names)
     frame = pd.DataFrame({"id": 1, "time": times})
