@@ -76,6 +76,8 @@ def compute_forecast(s: Session, p: Patient, threshold: float = 0.3) -> dict:
         obs = Observations.of(times, outputs, values, blq, lloq)
         problem, model = spec_problem(spec, regimen, patient.covariates(), obs, label=p.code, row_label="record")
         fitted = fit_case(FitCase(p.code, p.id, problem, model, patient))
+        if fitted.failure is not None:  # an implausible estimate gives no forecast (the page says so)
+            return {"status": f"no forecast: the estimate is implausible ({fitted.failure})"}
     else:
         model = SpecModel(spec, regimen, patient.covariates(), random_effects(spec, regimen, patient.covariates())[0])
         fitted = PatientFit(FitCase(p.code, p.id, prior_problem(model), model, patient),
