@@ -174,6 +174,22 @@ def _finite(value: float, text: str, field: str) -> float:
     return value
 
 
+MAX_LEVEL_NG_ML = 100_000.0
+"""Drug levels at or above this are refused as unit slips: anaesthesia gives a few thousand ng/mL."""
+
+
+def parse_level(text: str, field: str = "level") -> float:
+    """A measured drug level in ng/mL; a value no patient can have is refused with the likely reason, the unit."""
+    value = parse(text, Kind.MASS_CONCENTRATION, field)
+    if value >= MAX_LEVEL_NG_ML:
+        raise UnitError(field, text, f"that is {value:,.3g} ng/mL, far above any ketamine level (anaesthesia gives a "
+                        "few thousand ng/mL), so the unit is likely wrong; give the level in ng/mL, e.g. '160 ng/mL'")
+    if value <= 0:
+        raise UnitError(field, text, "a measured level is above 0 ng/mL (mark a level below the limit of "
+                        "quantification as BLQ with its limit)")
+    return value
+
+
 def parse_dose(text: str, kind: Kind, field: str = "dose") -> Dose:
     """Parse an amount or rate that may be absolute or per kg body weight.
 
