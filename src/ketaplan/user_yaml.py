@@ -97,9 +97,10 @@ def _expanded_size(node: yaml.Node, limit: float) -> int:
 def load_yaml(text: str, field: str, name: str = "the text") -> object:
     """The data of a YAML text a user gave; ``field`` and ``name`` (its file) name it in messages."""
     YAML_BYTES.check(field, len(text.encode("utf-8", "surrogatepass")), "a model or plan file is a few kB")
-    loader = _Loader(text)
-    loader.field = field
+    loader = None
     try:
+        loader = _Loader(text)  # the reader checks the characters here already
+        loader.field = field
         node = loader.get_single_node()
         if node is None:
             return None
@@ -111,7 +112,8 @@ def load_yaml(text: str, field: str, name: str = "the text") -> object:
     except RecursionError:
         raise InputError(field, name, "is nested too deeply to be a model or plan") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_yaml_file(path: str | Path, field: str, missing: str = "the file does not exist") -> object:

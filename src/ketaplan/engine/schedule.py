@@ -417,6 +417,8 @@ def _check_size(records: DoseRecords, subject: np.ndarray, n_subjects: int, ss_i
 def _reset_cutoffs(records: DoseRecords, subject: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(time, order) of the first later record of the same subject that resets the system; (inf, 0) if none."""
     n = len(records)
+    if n == 0:  # a dataset without any dose record
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
     resets = np.isin(records.evid, [3, 4]) | (np.isin(records.evid, [1, 4]) & (records.ss == 1))
     candidate = np.where(resets, np.arange(n), n)
     first_from = np.minimum.accumulate(candidate[::-1])[::-1]

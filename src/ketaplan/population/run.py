@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ketaplan.errors import InputError
+from ketaplan.finite import require_finite
 from ketaplan.population.metrics import Columns, subject_metrics
 from ketaplan.population.model_run import PopulationSpec, simulate_slice
 from ketaplan.population.stream import Binning, Histograms, percentiles_from_counts
@@ -134,6 +135,8 @@ class _Fold:
     def result(self, pspec: PopulationSpec, qs: tuple[float, ...]) -> PopulationResult:
         parts = [self.columns[k] for k in sorted(self.columns)]
         subjects = pd.DataFrame({name: np.concatenate([p[name] for p in parts]) for name in parts[0]})
+        require_finite({name: subjects[name].to_numpy() for name in ("cmax_ng_ml", "auc_ng_h_ml")},
+                       lambda i: f"virtual patient {i + 1}")
         bands = {name: bands_from_counts(total, pspec.times[pspec.band_index], qs,
                                          Binning.fraction() if name == "relief" else Binning.concentration())
                  for name, total in self.counts.items()}

@@ -22,6 +22,7 @@ from ketaplan.engine.exact import solve
 from ketaplan.engine.pd import evaluate_layers
 from ketaplan.engine.schedule import compile_schedule
 from ketaplan.errors import InputError
+from ketaplan.finite import require_finite
 from ketaplan.limits import HOURS_PER_YEAR, OUTPUT_POINTS_PER_PATIENT, PLAN_YEARS
 from ketaplan.models.library import DEFAULT_MODELS, assemble
 from ketaplan.models.spec import LongLastingRelief, ModelSpec, factor_names
@@ -146,6 +147,7 @@ def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: floa
     OUTPUT_POINTS_PER_PATIENT.check("simulation", len(times), "shorten the plan or --until")
     names = list(spec.observables)
     values = solve_patient(built, resolved, times, names)
+    require_finite({name: values[:, i] for i, name in enumerate(names)}, lambda i: f"time {times[i]:g} h")
     frame = pd.DataFrame({"id": 1, "time": times})
     if regimen.start is not None:
         frame["date"] = [regimen.start + timedelta(hours=float(h)) for h in times]
