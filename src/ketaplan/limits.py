@@ -59,8 +59,8 @@ DOSE_EVENTS_PER_RUN = Limit(
     "about 2 GB of schedule arrays")
 DOSE_EVENTS_PER_INDIVIDUAL = Limit(
     200_000, "dose events", "per individual (doses, infusion ends and additional doses)",
-    "the engine visits dose events one by one (vectorised over individuals): 200,000 take about a minute; "
-    "hourly doses for 20 years are 175,320")
+    "the engine visits dose events one by one (vectorised over individuals): 200,000 take about half a minute "
+    "here; hourly doses for 20 years are 175,320")
 RECORDS_PER_INDIVIDUAL = Limit(
     1_000_000, "records", "per individual of a dataset",
     "an individual is read, checked and solved whole: hourly records for 100 years are 876,600")
@@ -69,11 +69,12 @@ OUTPUT_POINTS_PER_PATIENT = Limit(
     "the fine grid of a 20-year plan has at most 1.75 million points; each point holds a dozen outputs")
 VIRTUAL_PATIENTS = Limit(
     10_000_000, "virtual patients", "per population run",
-    "the per-patient table (one row of about 30 numbers each) of 10 million patients takes about 3 GB")
+    "the per-patient table (one row of about 20 numbers, 125 bytes) of 10 million patients takes 1.25 GB, twice "
+    "that while it is assembled")
 PATIENT_POINTS_WITHOUT_YES = Limit(
     2e9, "patient-time points", "without --yes",
-    "about two million patients on a one-year grid: several minutes here; above it `population` asks for "
-    "--yes after printing its estimate of the time")
+    "about two million patients on the one-year grid of four 5-day courses (969 points): a few minutes here; "
+    "above it `population` asks for --yes after printing its estimate of the time")
 CHUNKS = Limit(
     100_000, "chunks", "per population run (--n divided by --chunk)",
     "each chunk is one task with its own fixed cost (and one Dask future on a cluster)")
