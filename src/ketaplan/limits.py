@@ -95,6 +95,10 @@ FIT_OBSERVATIONS = Limit(
 MCMC_STEPS = Limit(
     100_000, "steps", "per walker in `fit --mcmc`",
     "50 times the default 2,000; the chain is kept in memory")
+ESTIMATION_CELLS = Limit(
+    20_000_000, "observation cells", "in `estimate` (individuals x the most observations of one individual)",
+    "observations are laid out as one padded grid (several arrays of 8-byte numbers); 20 million cells are "
+    "about 640 MB, e.g. 10,000 individuals with up to 2,000 levels each")
 SIMULATED_VALUES = Limit(
     500_000_000, "simulated values", "for NPDE and the VPC in `estimate` (replicates x observations)",
     "each value is drawn, simulated and ranked; 1,000 replicates of 500,000 observations")
