@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -52,6 +50,17 @@ def main() -> int:
     return 1 if broken else 0
 
 
+class _Recording:
+    """The zygote, keeping every run it made (for the statistics, whether or not the contract held)."""
+
+    def __init__(self, zygote: Zygote, runs: list) -> None:
+        self.zygote, self.runs = zygote, runs
+
+    def run(self, *args, **kwargs):
+        self.runs.append(self.zygote.run(*args, **kwargs))
+        return self.runs[-1]
+
+
 def _run_strategy(zygote: Zygote, name: str, strategy, examples: int, seed: int) -> int:
     stats = {"codes": {}, "slowest": 0.0, "slowest_args": (), "peak": 0.0, "broken": []}
     start = time.perf_counter()
@@ -60,22 +69,17 @@ def _run_strategy(zygote: Zygote, name: str, strategy, examples: int, seed: int)
               suppress_health_check=list(HealthCheck))
     @given(case=strategy())
     def one(case):
-        folder = Path(tempfile.mkdtemp(prefix="ketaplan-fuzz-"))
+        runs = []
         try:
-            for file, text in case.files.items():
-                (folder / file).write_text(text)
-            before = {p.name for p in folder.iterdir()}
-            run = zygote.run(case.args, folder)
-            stats["codes"][run.code] = stats["codes"].get(run.code, 0) + 1
-            if run.seconds > stats["slowest"]:
-                stats["slowest"], stats["slowest_args"] = run.seconds, run.args
-            stats["peak"] = max(stats["peak"], run.peak_mb)
-            try:
-                fuzz_inputs.check_run(run, folder, before, case)
-            except AssertionError as exc:
-                stats["broken"].append(f"{exc}\n  files: {case.files}")
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            with fuzz_inputs.checked_run(_Recording(zygote, runs), case):
+                pass
+        except AssertionError as exc:
+            stats["broken"].append(f"{exc}\n  files: {case.files}")
+        run = runs[0]
+        stats["codes"][run.code] = stats["codes"].get(run.code, 0) + 1
+        if run.seconds > stats["slowest"]:
+            stats["slowest"], stats["slowest_args"] = run.seconds, run.args
+        stats["peak"] = max(stats["peak"], run.peak_mb)
 
     hypothesis_seed(seed)(one)()
     codes = ", ".join(f"exit {c}: {n}" for c, n in sorted(stats["codes"].items()))

@@ -13,6 +13,10 @@ within the time and memory limits (the runner enforces 30 s of CPU and 2 GB of a
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,6 +292,22 @@ def fit_cases(draw) -> Case:
 
 
 # ------------------------------------------------------------------------------------------ the contract
+@contextmanager
+def checked_run(zygote, case: Case) -> Iterator[tuple[object, Path]]:
+    """Run ``case`` in a fresh folder holding its files, check the contract (:func:`check_run`), and give the run
+    and the folder (removed afterwards)."""
+    folder = Path(tempfile.mkdtemp(prefix="ketaplan-fuzz-"))
+    try:
+        for name, text in case.files.items():
+            (folder / name).write_text(text)
+        before = {p.name for p in folder.iterdir()}
+        run = zygote.run(case.args, folder)
+        check_run(run, folder, before, case)
+        yield run, folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 LIBRARY_WARNINGS = ("Warning:", "RuntimeWarning", "UserWarning", "FutureWarning", "DeprecationWarning",
                     "warnings.warn", "ComplexWarning")
 

@@ -9,16 +9,11 @@ cores); ``python benchmarks/fuzz_cli.py`` runs many more, with new random exampl
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from fuzz_inputs import (
-    Case,
-    check_run,
+    checked_run,
     compare_cases,
     dataset_cases,
     fit_cases,
@@ -42,66 +37,25 @@ def zygote():
     z.close()
 
 
-def run_case(zygote: Zygote, case: Case) -> None:
-    folder = Path(tempfile.mkdtemp(prefix="ketaplan-fuzz-"))
-    try:
-        for name, text in case.files.items():
-            (folder / name).write_text(text)
-        before = {p.name for p in folder.iterdir()}
-        check_run(zygote.run(case.args, folder), folder, before, case)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def fuzz_test(name: str, strategy):
+    """A test that runs ``BUDGET[name]`` derandomised examples of ``strategy`` through the command line."""
+
+    @settings(max_examples=BUDGET[name], derandomize=True, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                     HealthCheck.data_too_large])
+    @given(case=strategy())
+    def test(zygote, case):
+        with checked_run(zygote, case):
+            pass
+
+    return test
 
 
-def _settings(name: str):
-    return settings(max_examples=BUDGET[name], derandomize=True, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                           HealthCheck.data_too_large])
-
-
-@_settings("simulate")
-@given(case=simulate_cases())
-def test_simulate_regimen_texts_and_options(zygote, case):
-    run_case(zygote, case)
-
-
-@_settings("dataset")
-@given(case=dataset_cases())
-def test_simulate_dataset_with_odd_datasets(zygote, case):
-    run_case(zygote, case)
-
-
-@_settings("model")
-@given(case=model_cases())
-def test_simulate_dataset_with_odd_model_files(zygote, case):
-    run_case(zygote, case)
-
-
-@_settings("pump")
-@given(case=pump_cases())
-def test_pump_options(zygote, case):
-    run_case(zygote, case)
-
-
-@_settings("population")
-@given(case=population_cases())
-def test_population_options(zygote, case):
-    run_case(zygote, case)
-
-
-@_settings("search")
-@given(case=search_cases())
-def test_search_options(zygote, case):
-    run_case(zygote, case)
-
-
-@_settings("compare")
-@given(case=compare_cases())
-def test_compare_options(zygote, case):
-    run_case(zygote, case)
-
-
-@_settings("fit")
-@given(case=fit_cases())
-def test_fit_with_odd_levels_and_doses(zygote, case):
-    run_case(zygote, case)
+test_simulate_regimen_texts_and_options = fuzz_test("simulate", simulate_cases)
+test_simulate_dataset_with_odd_datasets = fuzz_test("dataset", dataset_cases)
+test_simulate_dataset_with_odd_model_files = fuzz_test("model", model_cases)
+test_pump_options = fuzz_test("pump", pump_cases)
+test_population_options = fuzz_test("population", population_cases)
+test_search_options = fuzz_test("search", search_cases)
+test_compare_options = fuzz_test("compare", compare_cases)
+test_fit_with_odd_levels_and_doses = fuzz_test("fit", fit_cases)

@@ -8,15 +8,12 @@ one sentence, nothing written on refusal, finite numbers written - and say the e
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from conftest import invoke_cli
-from fuzz_inputs import Case, check_run, diary_text
+from fuzz_inputs import Case, checked_run, diary_text
 from fuzz_runner import Zygote
 
 HEADER = "ID,TIME,AMT,RATE,EVID,CMT,II,ADDL,SS,DV,MDV\n"
@@ -153,20 +150,12 @@ def zygote():
 @pytest.mark.parametrize("name", list(REPRODUCTIONS))
 def test_issue_14_reproduction(zygote, name):
     case, code, words = REPRODUCTIONS[name]
-    folder = Path(tempfile.mkdtemp(prefix="ketaplan-issue14-"))
-    try:
-        for file, text in case.files.items():
-            (folder / file).write_text(text)
-        before = {p.name for p in folder.iterdir()}
-        run = zygote.run(case.args, folder)
-        check_run(run, folder, before, case)
+    with checked_run(zygote, case) as (run, folder):
         assert run.code == code, run.stderr
         assert words in run.stderr, run.stderr
         if name == "1e3 in a model file is a number":  # CL = 1000 L/h, V = 10 L: 100 mg are gone within the hour
             out = pd.read_csv(folder / "out.csv")
             assert out["IPRED"].iloc[1] == pytest.approx(10 * math.exp(-100), rel=1e-9)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_level_in_mg_per_ml_is_refused_as_a_unit_slip(tmp_path, monkeypatch):
