@@ -25,7 +25,7 @@ from ketaplan.models.spec import ModelSpec
 from ketaplan.nonmem.dataset import Individual, numeric_column, split_individuals
 from ketaplan.nonmem.predpp import load_model as load_predpp
 from ketaplan.regimen.events import ROUTES, DoseEvent, Regimen
-from ketaplan.regimen.safety import check_regimen
+from ketaplan.regimen.safety import check_plan
 from ketaplan.simulation.patient import Patient
 from ketaplan.simulation.run import analyte_outputs, model_for
 from ketaplan.user_yaml import read_yaml_file
@@ -75,7 +75,7 @@ def fit_cases(data: pd.DataFrame, model: str | Path | ModelSpec, force: bool = F
         patient = _patient(data, ind)
         regimen = _regimen(data, ind, pk.drug)
         try:
-            findings = check_regimen(regimen, patient.weight, force=force)
+            findings = check_plan(regimen, patient.weight, force=force)
         except InputError as exc:
             raise InputError(f"ID {ind.id}, {exc.field}", exc.value, exc.allowed) from None
         spec = model_for(regimen, model if isinstance(model, ModelSpec) else str(model))
