@@ -128,8 +128,9 @@ def test_json_is_serialisable(seed):
 @pytest.mark.parametrize(("regimen", "kwargs", "message"), [
     ("20 mg/h IV for 5 d (max 10 mg/h)", {}, "a cap '(max ...)' limits a weight-based dose"),
     ("0.35 mg/kg/h IV for 4 h (max 0 mg/h)", {}, "must be > 0"),
-    ("20 mg/h IV for 5 d every 11 weeks x 100000", {}, "at most 20 years"),
-    ("20 mg/h IV for 500 years", {}, "at most 20 years"),
+    ("20 mg/h IV for 5 d every 11 weeks x 100000", {}, "got 100,000 doses; the limit is 25,000 doses per plan"),
+    ("20 mg/h IV for 5 d every 11 weeks x 200", {}, "got 42 years; the limit is 20 years"),
+    ("20 mg/h IV for 500 years", {}, "got 500 years; the limit is 20 years"),
     ("20 mg/h IV for 5 d starting 1800-01-01 09:00", {}, "a start date between 1950 and 2100"),
     ("topical 10% cream 1 g tid for 14 d", {"overrides": {"F_TOPICAL": 5.0}}, "a bioavailability is a fraction"),
 ])
