@@ -135,3 +135,32 @@ def test_implausible_estimates_say_why(eta, objective, reason):
                        (0.2, 0.4, 0.35))
     got = implausible(_estimate(problem, eta, objective), baseline="BASELINE_PAIN")
     assert (got is None) if reason is None else (got is not None and got.startswith(reason)), got
+
+
+def test_learning_is_sized_before_its_relief_table_is_built(monkeypatch):
+    """The relief-site table (half-life grid x patients x measurements) is checked before the engine fills it."""
+    from ketaplan import limits
+    from ketaplan.estimation import library_cohort
+    from ketaplan.estimation.library_cohort import bind, relief_table
+    from ketaplan.estimation.simulated_cohort import Truth, simulate_cohort
+    from ketaplan.regimen.text import parse_regimen
+    from ketaplan.simulation.run import model_for
+
+    spec = model_for(parse_regimen("20 mg/h IV for 5 d"))
+    cohort, _ = simulate_cohort(spec, Truth({"RELIEF_C50": 0.4}, 0.7, years=0.5), 3, seed=1)
+    bound = bind(spec, cohort)
+    small = limits.Limit(1000, "table cells", "for learning a relief model", "test")
+    monkeypatch.setattr(library_cohort, "LEARNING_CELLS", small)
+    with pytest.raises(InputError, match=r"learning: got [\d,]+ table cells; the limit is 1,000 table cells"):
+        relief_table(bound)
+
+
+def test_covariate_and_diary_files_are_sized_before_they_are_read(tmp_path, monkeypatch):
+    from ketaplan import limits
+    from ketaplan.population import covariates
+
+    path = tmp_path / "cov.csv"
+    path.write_text("weight\n" + "80\n" * 100)
+    monkeypatch.setattr(covariates, "TABLE_FILE_BYTES", limits.Limit(50, "bytes", "per table", "test"))
+    with pytest.raises(InputError, match="--covariates: got 3[0-9]{2} bytes; the limit is 50 bytes"):
+        covariates.read_covariates(path)

@@ -102,6 +102,15 @@ ESTIMATION_CELLS = Limit(
 SIMULATED_VALUES = Limit(
     500_000_000, "simulated values", "for NPDE and the VPC in `estimate` (replicates x observations)",
     "each value is drawn, simulated and ranked; 1,000 replicates of 500,000 observations")
+TABLE_FILE_BYTES = Limit(
+    100_000_000, "bytes", "per covariate table or pain-diary file",
+    "a million virtual patients' covariates are about 30 MB, fifty years of hourly diary scores 10 MB; the file "
+    "is read whole")
+LEARNING_CELLS = Limit(
+    50_000_000, "table cells", "for learning a relief model (half-life grid x patients x most measurements of one "
+                               "patient)",
+    "the relief-site table holds about 400 MB at this size; 300 patients with 3 years of weekly diaries need "
+    "about 3 million")
 YAML_BYTES = Limit(
     1_000_000, "bytes", "per YAML file a user gives (model or plan)",
     "the largest library model is about 10 kB")

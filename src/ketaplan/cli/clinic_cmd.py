@@ -204,6 +204,9 @@ def import_diary_command(code: str, csv: Path, db: str = DB, actor: str = ACTOR)
 
     if not csv.is_file():
         raise InputError("diary", str(csv), "the file does not exist")
+    from ketaplan.limits import TABLE_FILE_BYTES
+
+    TABLE_FILE_BYTES.check("diary", csv.stat().st_size, "import it in parts")
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except Exception as exc:
