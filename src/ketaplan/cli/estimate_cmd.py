@@ -32,10 +32,10 @@ def _estimate_relief(data: Path | None, prior_name: str, prior_weight: float | N
     import time
 
     from ketaplan.cli.learn_cmd import print_learning
+    from ketaplan.estimation.hill_test import learn_stepwise
     from ketaplan.estimation.learn_summary import summarize
     from ketaplan.estimation.learn_validation import cross_validate
     from ketaplan.estimation.library_cohort import bind, relief_table
-    from ketaplan.estimation.library_estimation import learn
     from ketaplan.estimation.priors import DEFAULT_PRIOR_WEIGHT, load_prior
     from ketaplan.estimation.relief_dataset import relief_cohort
     from ketaplan.nonmem.dataset import read_dataset
@@ -52,11 +52,11 @@ def _estimate_relief(data: Path | None, prior_name: str, prior_weight: float | N
     with err_console.status("preparing") as status:
         bound = bind(spec, cohort, prior.variances)
         table = relief_table(bound)
-        result = learn(bound, prior, table=table, on_iteration=lambda i, f: status.update(
+        result, prior, fixed = learn_stepwise(bound, prior, table, lambda i, f: status.update(
             f"learning: iteration {i}, objective {f:.1f} ({time.perf_counter() - started:.0f} s)"))
         status.update("checking on held-out individuals")
         timing = cross_validate(bound, prior, result, table, folds=folds, seed=seed) if folds else None
-    summary = summarize(result, prior, timing, {"RELIEF_EMAX": "fixed at full relief (1), as published"},
+    summary = summarize(result, prior, timing, {**fixed, "RELIEF_EMAX": "fixed at full relief (1), as published"},
                         len(cohort))
     summary.update({"model": spec.id, "prior": prior_name, "prior_weight": weight, "data": str(data)})
     text = json.dumps(json_ready(summary), indent=2) + "\n"

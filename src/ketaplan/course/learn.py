@@ -12,10 +12,10 @@ from ketaplan.course.cohort import ClinicCohort, clinic_cohort
 from ketaplan.course.model_versions import save_version
 from ketaplan.course.schema import ModelVersion
 from ketaplan.errors import InputError
+from ketaplan.estimation.hill_test import learn_stepwise
 from ketaplan.estimation.learn_summary import summarize
 from ketaplan.estimation.learn_validation import cross_validate
 from ketaplan.estimation.library_cohort import bind, relief_table
-from ketaplan.estimation.library_estimation import learn
 from ketaplan.estimation.priors import DEFAULT_PRIOR, DEFAULT_PRIOR_WEIGHT, load_prior
 from ketaplan.regimen.events import Regimen
 from ketaplan.simulation.run import model_for
@@ -54,12 +54,12 @@ def learn_relief_model(s: Session, actor: str, clinic: str, prior_weight: float 
     bound = bind(spec, found.cohort, prior.variances)
     table = relief_table(bound)
     progress.stage("learning")
-    result = learn(bound, prior, on_iteration=progress.iteration, table=table)
+    result, prior, fixed = learn_stepwise(bound, prior, table, progress.iteration)
     timing = None
     if folds:
         progress.stage(f"checking on held-out patients ({folds} folds)")
         timing = cross_validate(bound, prior, result, table, folds=folds, seed=seed,
                                 on_fold=lambda k, f: progress.stage(f"held-out check {k} of {f}"))
-    summary = summarize(result, prior, timing, NOT_LEARNED, n)
+    summary = summarize(result, prior, timing, {**fixed, **NOT_LEARNED}, n)
     summary["left_out"] = found.left_out
     return save_version(s, actor, clinic, drug, spec.id, n, DEFAULT_PRIOR, prior_weight, summary)
