@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ketaplan.course.schema import DrugLevel, ForecastCache, PainEntry, Patient
-from ketaplan.course.store import latest_weight, now
+from ketaplan.course.store import active, latest_weight, now
 from ketaplan.individualize.api import PatientFit, fit_case
 from ketaplan.individualize.dataset import FitCase
 from ketaplan.individualize.estimate import prior_estimate
@@ -39,11 +39,11 @@ def _hours(t: datetime, origin: datetime) -> float:
 
 def compute_forecast(s: Session, p: Patient, threshold: float = 0.3) -> dict:
     """The forecast as plain data (dates as ISO text); {'status': ...} explains when there is none."""
-    segments = [i for c in p.courses for i in c.infusions]
+    segments = [i for c in p.courses for i in active(c.infusions)]
     if not segments:
         return {"status": "no infusion recorded yet"}
-    levels = s.scalars(select(DrugLevel).where(DrugLevel.patient_id == p.id)).all()
-    diary = s.scalars(select(PainEntry).where(PainEntry.patient_id == p.id)).all()
+    levels = s.scalars(select(DrugLevel).where(DrugLevel.patient_id == p.id, DrugLevel.voided_at.is_(None))).all()
+    diary = s.scalars(select(PainEntry).where(PainEntry.patient_id == p.id, PainEntry.voided_at.is_(None))).all()
     first = min(i.start for i in segments)
     origin = min([first] + [lv.taken_at for lv in levels] + [e.recorded_at for e in diary])
     events = tuple(DoseEvent(time=_hours(i.start, origin), amount=i.rate_mg_h * _hours(i.end, i.start),
