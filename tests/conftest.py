@@ -126,7 +126,7 @@ def free_port() -> int:
 class Server:
     """``ketaplan serve`` in a subprocess on a free loopback port."""
 
-    def __init__(self, db_url: str, log_path) -> None:
+    def __init__(self, db_url: str, log_path, *extra_args: str) -> None:
         import subprocess
         import sys
 
@@ -135,7 +135,7 @@ class Server:
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "ketaplan.cli", "serve", "--db", db_url, "--port",
-                                      str(self.port)], stdout=self._log, stderr=subprocess.STDOUT)
+                                      str(self.port), *extra_args], stdout=self._log, stderr=subprocess.STDOUT)
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 30.0) -> None:

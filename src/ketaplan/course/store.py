@@ -11,6 +11,7 @@ import json
 import re
 import secrets
 import unicodedata
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -231,7 +232,8 @@ def infusion_findings(p: Patient, start: datetime, end: datetime, rate_mg_h: flo
     if route != "iv" or rate_mg_h <= 0 or hours <= 0:
         return []
     given = Regimen((DoseEvent(0.0, rate_mg_h * hours, "iv", rate=rate_mg_h),), drug=p.drug)
-    return [f for f in check_regimen(given, latest_weight(p), force=True) if f.severity != "info"]
+    return [replace(f, message=f.message.replace(" (planned anyway with --force)", ""))
+            for f in check_regimen(given, latest_weight(p), force=True) if f.severity != "info"]
 
 
 def record_infusion(s: Session, actor: str, p: Patient, course: Course, start: datetime, end: datetime,
