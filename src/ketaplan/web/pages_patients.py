@@ -129,11 +129,12 @@ def patient_view(request: Request, s, v, code: str, error: str | None = None, st
     consent = next((c for c in reversed(p.consents) if c.withdrawn_at is None), None)
     flags = {i.id: store.infusion_findings(p, i.start, i.end, i.rate_mg_h, i.route) for i in infusions}
     planned_findings = _planned_findings(p, planned)
+    nxt = next_course(p, fc)
     return render(request, "patient.html", v, status=status, p=p, fc=fc, error=error, active=active,
                   typed=typed or {}, alerts=patient_alerts(s, p, fc, today), weight=store.latest_weight(p),
-                  next=next_course(p, fc), today=today,
+                  next=nxt, today=today,
                   chart=course_chart(infusions, store.active(levels), store.active(diary), fc, today,
-                                     translator(request)),
+                                     translator(request), nxt.when if nxt.source == "planned" else None),
                   levels=levels[-30:], diary=diary[-30:], n_diary=len(store.active(diary)),
                   labs=rows(Lab, Lab.taken_at)[-30:], effects=rows(SideEffect, SideEffect.recorded_at)[-30:],
                   notes=rows(Note, Note.created_at)[-30:], weights=p.weights[-10:], consent=consent,
