@@ -231,8 +231,16 @@ def test_a_nurses_day_in_the_browser(server, language):
         day.look("inbox")
         page.click(f"#inbox button:has-text('{w['handled']}')")
         for path, name in (("/account", "account"), ("/plan/routes?route=iv&route=oral&route=intranasal", "routes"),
-                           ("/patients/new", "patient-new")):
+                           ("/patients/new", "patient-new"), ("/patients/NOPE", "error")):
             day.go(path, name)
+        # an admin's pages
+        page.click(f"header button:has-text('{w['logout']}')")
+        page.fill("#username", "admin")
+        page.fill("#password", "admin-password-1")
+        page.click(f"main button:has-text('{w['login']}')")
+        day.go("/admin/users", "users")
+        day.go("/patients/KP-0101", "patient-admin")
+        assert page.locator("#erase-code").count() == 1
         browser.close()
     assert day.problems == []
     assert errors == [] and external == []

@@ -30,6 +30,7 @@ from ketaplan.course.schema import (
 )
 from ketaplan.course.users import MAX_FAILURES, authenticate
 from ketaplan.web.app import create_app
+from ketaplan.web.charts import course_chart
 from ketaplan.web.config import settings_from
 
 BASE = "http://testserver"
@@ -207,6 +208,21 @@ def contrast(a: str, b: str) -> float:
 
     hi, lo = sorted((lum(a), lum(b)), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
+
+
+def test_charts_have_a_clean_date_axis_a_today_line_and_text_for_screen_readers():
+    from ketaplan.web.i18n import Translator
+    from ketaplan.web.svg import time_ticks, y_ticks
+
+    t = Translator("nl")
+    empty = course_chart([], [], [], {"status": "no infusion recorded yet"}, datetime(2026, 11, 29, 12), t)
+    assert "1970" not in empty and "<title" in empty and "<desc" in empty and ">vandaag<" in empty
+    origin = datetime(2026, 1, 5, 9)
+    for days in (3, 20, 70, 200, 1300):
+        labels = [label for _, label in time_ticks(0.0, days * 24.0, origin, t)]
+        assert len(labels) == len(set(labels)) and 2 <= len(labels) <= 12, (days, labels)
+    assert y_ticks(170) == (200, [0, 50, 100, 150, 200])
+    assert y_ticks(10)[1] == [0, 2, 4, 6, 8, 10]
 
 
 # --- safety in every form ------------------------------------------------------------------------------------

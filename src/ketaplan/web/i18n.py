@@ -18,7 +18,6 @@ from datetime import date, datetime
 from functools import lru_cache
 from importlib import resources
 
-from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -38,6 +37,12 @@ _VALUE = re.compile(r"'[^']*'|\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?"
 def N_(message: str) -> str:
     """Mark a message for the catalog where it is defined (it is translated where it is shown)."""
     return message
+
+
+STATE_VALUES = frozenset({"empty", "not given", "not recorded", "not ticked", "incomplete", "none chosen",
+                          "too short", "wrong", "no rows"})
+"""Values of refusals that say what is missing rather than what was typed."""
+_LENGTH = re.compile(r"\d+ characters")
 
 
 class MissingTranslation(LookupError):
@@ -129,14 +134,17 @@ class Translator:
         return translated.format(*shown)
 
     def error(self, exc: InputError) -> str:
-        """A refusal in one sentence: field, value, what is allowed."""
+        """A refusal in one sentence: field, value, what is allowed. Where the value only says what is missing
+        ('empty', 'not ticked'), the sentence names the field and what is needed."""
+        field, allowed = self.template(exc.field, "field"), self.template(exc.allowed)
         value = exc.value
+        if isinstance(value, str) and value in STATE_VALUES:
+            return self.gettext("%(field)s: %(allowed)s.", field=field, allowed=allowed)
         if isinstance(value, float):
             value = self.number(value)
         elif isinstance(value, str):
-            value = f"'{value}'"
-        return self.gettext("%(field)s: got %(value)s; %(allowed)s.", field=self.template(exc.field, "field"),
-                            value=value, allowed=self.template(exc.allowed))
+            value = f"'{self.template(value, 'value') if _LENGTH.fullmatch(value) else value}'"
+        return self.gettext("%(field)s: got %(value)s; %(allowed)s.", field=field, value=value, allowed=allowed)
 
     def number(self, value: float, digits: int = 3) -> str:
         """A number in this language's format (no thousands separator: years stay 2026), up to ``digits``
@@ -160,7 +168,3 @@ class Translator:
 
     def month(self, value: date) -> str:
         return format_date(value, "MMM yyyy", locale=self.language)
-
-    @property
-    def name(self) -> str:
-        return Locale.parse(self.language).get_display_name(self.language)

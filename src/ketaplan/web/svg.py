@@ -34,7 +34,6 @@ class Series:
     label: str
     y2: list[float] | None = None
     x2: list[float] | None = None
-    dashed: bool = False
 
 
 @dataclass
@@ -172,10 +171,9 @@ def chart(panels: list[Panel], lo: float, hi: float, origin: datetime | None, t:
 
 def _series(s: Series, x_of, y_of) -> str:
     pts = [(x, y) for x, y in zip(s.x, s.y, strict=True) if math.isfinite(y)]
-    dash = ' stroke-dasharray="7 4"' if s.dashed else ""
     if s.kind == "line" and pts:
         path = " ".join(f"{x_of(x):.1f},{y_of(y):.1f}" for x, y in pts)
-        return f'<polyline points="{path}" fill="none" stroke="{s.colour}" stroke-width="2.2"{dash}/>'
+        return f'<polyline points="{path}" fill="none" stroke="{s.colour}" stroke-width="2.2"/>'
     if s.kind == "band" and s.y2:
         upper = [(x, y) for x, y in zip(s.x, s.y2, strict=True) if math.isfinite(y)]
         path = " ".join(f"{x_of(x):.1f},{y_of(y):.1f}" for x, y in pts + upper[::-1])
