@@ -2,8 +2,9 @@
 
 Racemic ketamine in 3 compartments + norketamine + effect compartment (+ the slow relief site), four 5-day
 courses of 20 mg/h 11 weeks apart over one year, built-in neuropathic-pain covariates and the model's
-variability. Prints wall time and peak memory for 2 Dask workers (target <= 60 s, <= 4 GB on this 2-core
-machine) and the speed-up from 1 to 2 workers measured on a smaller population in the same run.
+variability. Prints wall time and peak memory for 2 Dask workers (target <= 45 s here, so that the issue's 60 s
+holds on a slower day; <= 4 GB on this 2-core machine) and the speed-up from 1 to 2 workers measured on a smaller
+population in the same run.
 
 Peak memory is the largest resident set of this process plus its worker processes (sampled with psutil).
 
@@ -13,6 +14,7 @@ Run: python benchmarks/bench_population.py [--n 1000000]
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 
@@ -68,13 +70,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--scaling-n", type=int, default=100_000)
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min)")
     one, _, _ = timed(args.scaling_n, 1)
     two, _, _ = timed(args.scaling_n, 2)
     print(f"speed-up from 1 to 2 dask workers ({args.scaling_n:,} patients): {one / two:.2f} "
           f"({one:.1f} s -> {two:.1f} s)")
     elapsed, peak, result = timed(args.n, 2)
-    print(f"{args.n:,} virtual patients, 2 workers: {elapsed:.1f} s (target <= 60 s), peak memory "
+    print(f"{args.n:,} virtual patients, 2 workers: {elapsed:.1f} s (target <= 45 s), peak memory "
           f"{peak / 1e9:.2f} GB (target <= 4 GB)")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (1 min)")
     s = result.summary
     print(f"PTA {s['probability_of_target_attainment']:.3f}, psychotomimetic risk {s['psychotomimetic_risk']:.3f}, "
           f"responders {s.get('responder_fraction', float('nan')):.3f}")

@@ -183,3 +183,16 @@ def test_bad_input_is_one_sentence_exit_2_and_nothing_written(tmp_path):
         assert message.startswith("error: ") and words in message and message.count("\n") == 0, message
         assert not (tmp_path / "out").exists() and not (tmp_path / "report.pdf").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "no_sigma.yaml", "wrong_column.yaml"]
+
+
+def test_a_control_stream_brings_its_own_data_and_estimation_record(tmp_path):
+    """No DATA argument: $DATA (relative to the stream) is read; MAXEVAL=0 in $ESTIMATION means evaluate."""
+    ctl = tmp_path / "pheno.mod"
+    text = (DATA / "pheno.mod").read_text().replace("MAXEVALS=99999", "MAXEVAL=0")
+    ctl.write_text(text)
+    (tmp_path / "pheno.csv").write_bytes((DATA / "pheno.csv").read_bytes())
+    r = invoke_cli("estimate", "--model", str(ctl), "--json", "--replicates", "20", "--out-dir", str(tmp_path / "run"))
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["evaluated_only"] and doc["method"] == "foce-i"
+    assert doc["ofv"] == pytest.approx(NONMEM_INITIAL_OFV, abs=0.01)

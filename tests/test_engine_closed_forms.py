@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import one_compartment, run, two_compartment
-from ketaplan.engine.exact import solve
+from ketaplan.engine.exact import contributing_states, solve
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, compile_schedule
 from ketaplan.engine.system import LinearStructure, Transfer
 
@@ -166,6 +166,30 @@ def test_metabolite_formation_closed_form():
     am = run(structure, {"k": k, "km": km, "y": y}, DoseRecords.from_lists([0], [dose], [0]), t, observe="metabolite")
     np.testing.assert_allclose(am, y * k * dose / (km - k) * (np.exp(-k * t) - np.exp(-km * t)), rtol=EXACT,
                                atol=1e-12)
+
+
+def test_states_no_output_depends_on_are_left_out_with_their_doses():
+    """Parent (2 compartments) -> metabolite, and an effect site; doses into the parent and, by infusion and a
+    steady state, into the metabolite. Outputs that need fewer states equal those of the whole system."""
+    from ketaplan.engine.system import EffectLink
+
+    structure = LinearStructure(("central", "peripheral", "metabolite", "effect"), (
+        Transfer("central", "metabolite", "k10", "y"), Transfer("central", "peripheral", "k12"),
+        Transfer("peripheral", "central", "k21"), Transfer("metabolite", None, "km")),
+        (EffectLink("effect", "central", "ke0", "V"),))
+    rng = np.random.default_rng(3)
+    params = {name: rng.uniform(0.05, 2.0, 5) for name in ("k10", "k12", "k21", "km", "ke0", "y", "V")}
+    k = structure.rate_matrix(params)
+    records = DoseRecords.from_lists([0.0, 2.0, 30.0], [100.0, 50.0, 20.0], [0, 2, 2], rate=[0.0, 10.0, 0.0],
+                                     ii=[0.0, 0.0, 12.0], ss=[0, 0, 2])
+    sched = compile_schedule(records, DoseModifiers.neutral(5, 3), 4)
+    t = np.linspace(0.0, 60.0, 241)
+    whole = solve(k, sched, t, np.eye(4)[None].repeat(5, axis=0))
+    for states, expected in (([0], [1, 1, 0, 0]), ([2], [1, 1, 1, 0]), ([3], [1, 1, 0, 1]), ([1, 3], [1, 1, 0, 1])):
+        readout = np.eye(4)[states][None].repeat(5, axis=0)
+        assert contributing_states(k, readout).tolist() == [bool(x) for x in expected]
+        np.testing.assert_allclose(solve(k, sched, t, readout), whole[..., states], rtol=1e-12,
+                                   atol=1e-13 * np.abs(whole[..., states]).max())
 
 
 def _random_regimen(draw):

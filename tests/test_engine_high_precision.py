@@ -140,5 +140,9 @@ def test_exact_engine_agrees_with_a_50_digit_reference(case):
         t = np.unique(np.concatenate([b, b + 1e-3, [120.0]]))
     exact = solve(k, schedule, t, np.eye(n))[0]
     ref = reference(k[0], schedule, t)
-    peak = np.maximum(np.abs(ref).max(axis=0), 1e-300)
+    # Each state is judged against its own peak, but not below 1e-5 of the largest amount anywhere:
+    # the modal solution mixes all compartments, so its absolute error is a few machine epsilons of
+    # the largest amount (2.2e-16 x condition), which is 1e-10 of a state holding 1e-5 of it.
+    peak = np.abs(ref).max(axis=0)
+    peak = np.maximum(peak, 1e-5 * peak.max())
     assert np.max(np.abs(exact - ref) / peak) < 1e-10

@@ -3,7 +3,8 @@ combined error, each estimated with FOCE-I and its covariance step.
 
 The data are simulated here in closed form (eigen-decomposition of the 2 x 2 rate matrix), independently of
 the engine. Checked: every run converges; the fixed effects are unbiased within their Monte Carlo error and
-their Wald intervals cover the truth about 95 % of the time; the variances, whose maximum-likelihood
+their Wald intervals cover the truth about 95 % of the time (over the runs with a covariance step; a run whose
+estimate lies on the boundary, ETAs correlated 1, has none, as in NONMEM); the variances, whose maximum-likelihood
 estimates carry a known small-sample downward bias (with 60 subjects a few per cent; FOCE-I agrees with the
 exact likelihood here), are within 12 % and their intervals on the log scale (Wald intervals of a
 variance are skewed) cover about 95 %.
@@ -56,7 +57,8 @@ def fit(seed: int) -> dict:
     result = ketaplan.estimate(simulate(seed), MODEL)
     doc = result.to_json_dict()
     return {"converged": result.converged, **doc["theta"], **doc["omega"], **doc["sigma"],
-            **{f"se {k}": v for k, v in doc["se"].items()}}
+            **{f"se {k}": v for k, v in doc["se"].items()},
+            "boundary": any("almost perfectly correlated" in str(w) for w in result.warnings)}
 
 
 @pytest.fixture(scope="module")
@@ -65,24 +67,33 @@ def replicates() -> pd.DataFrame:
         return pd.DataFrame(list(pool.map(fit, range(REPLICATES))))
 
 
-def test_every_replicate_converges_with_a_covariance_step(replicates):
+def test_every_replicate_converges_and_the_covariance_step_fails_only_on_the_boundary(replicates):
+    """Some datasets have their maximum likelihood at a correlation of 1 between the ETAs (seed 42 here: both
+    the default and the true initial estimates end there). There the covariance step cannot be done, as in
+    NONMEM; the run must say so, and it must stay rare."""
     assert replicates["converged"].all()
-    assert replicates.filter(like="se ").notna().all().all()
+    without = replicates.filter(like="se ").isna().any(axis=1)
+    assert (replicates["boundary"][without]).all()
+    assert without.mean() <= 0.03
 
 
 @pytest.mark.parametrize("name", ["THETA(1)", "THETA(2)", "THETA(3)", "THETA(4)", "OMEGA(2,1)"])
 def test_fixed_effects_are_unbiased_and_their_intervals_cover(replicates, name):
-    est, se, truth = replicates[name], replicates[f"se {name}"], TRUTH[name]
+    est, truth = replicates[name], TRUTH[name]
     mcse = est.std() / np.sqrt(len(est))
     assert abs(est.mean() - truth) < 3 * mcse
+    with_se = replicates[replicates[f"se {name}"].notna()]
+    est, se = with_se[name], with_se[f"se {name}"]
     cover = ((est - 1.96 * se <= truth) & (truth <= est + 1.96 * se)).mean()
     assert 0.85 <= cover <= 1.0
 
 
 @pytest.mark.parametrize("name", VARIANCES)
 def test_variances_are_close_and_their_log_scale_intervals_cover(replicates, name):
-    est, se, truth = replicates[name], replicates[f"se {name}"], TRUTH[name]
+    est, truth = replicates[name], TRUTH[name]
     assert abs(est.mean() / truth - 1) < 0.12
+    with_se = replicates[replicates[f"se {name}"].notna()]
+    est, se = with_se[name], with_se[f"se {name}"]
     s = se / est
     cover = ((est * np.exp(-1.96 * s) <= truth) & (truth <= est * np.exp(1.96 * s))).mean()
     assert 0.85 <= cover <= 1.0

@@ -10,12 +10,13 @@ import yaml
 from typer.testing import CliRunner
 
 from ketaplan.cli import app
-from ketaplan.engine.build import build
+from ketaplan.engine.build import _INTERNAL, _to_internal, build
 from ketaplan.engine.derived import derived_quantities
 from ketaplan.errors import InputError
 from ketaplan.models.compose import with_pd
 from ketaplan.models.library import assemble, library_ids, load_entry, load_model, load_pd, parse_spec
 from ketaplan.regimen.events import DoseEvent, Regimen
+from ketaplan.regimen.units import Q_, _prepare
 from ketaplan.simulation.patient import Patient
 from ketaplan.simulation.predict import predict
 
@@ -36,6 +37,30 @@ def test_every_parameter_has_source_and_confidence_and_routes_compose(model_id):
         assert p.source.strip(), name
         assert p.confidence in ("high", "moderate", "low")
     assert {"iv", "oral", "intranasal", "sublingual", "im", "rectal", "topical"} <= set(spec.routes)
+
+
+def _pint_to_internal(unit: str, value: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The conversion as it was done before the factors were cached: pint on every array."""
+    q = Q_(value, _prepare(unit))
+    if q.check("[body_weight]") or "[body_weight]" in str(q.dimensionality):
+        q = q * Q_(weight, "kgbw")
+    target = _INTERNAL.get(str(q.dimensionality))
+    return np.asarray(q.magnitude if target is None else q.to(target).magnitude, dtype=float)
+
+
+@pytest.mark.parametrize("entry_id", PK_IDS + library_ids("pd"))
+def test_cached_unit_factors_convert_every_library_parameter_exactly_as_pint(entry_id):
+    rng = np.random.default_rng(4)
+    params = (assemble(entry_id) if entry_id in PK_IDS else load_pd(entry_id)).parameters
+    units = {p.unit for p in params.values()} | {"mL/min/kg", "L/kg", "ug/L", "1/min"}
+    for unit in sorted(units):
+        value, weight = rng.lognormal(0.0, 2.0, 500), rng.uniform(3.0, 250.0, 500)
+        np.testing.assert_array_equal(_to_internal(unit, value, weight), _pint_to_internal(unit, value, weight))
+
+
+def test_a_parameter_unit_that_is_not_a_plain_factor_is_refused():
+    with pytest.raises(InputError, match="converts by a factor"):
+        _to_internal("decibel", np.ones(2), np.ones(2))
 
 
 def _derived(model_id, weight=70.0, age=45.0):

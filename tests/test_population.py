@@ -17,14 +17,14 @@ from ketaplan.errors import InputError
 from ketaplan.models.thresholds import thresholds_for
 from ketaplan.population.api import simulate_population
 from ketaplan.population.covariates import BLOCK, builtin_population, sample_covariates
-from ketaplan.population.metrics import relief_days
+from ketaplan.population.metrics import hours_above, relief_days
 from ketaplan.population.model_run import PopulationSpec, covariates_of, make_spec, simulate_slice
 from ketaplan.population.run import run_population
 from ketaplan.population.stream import BINS_PER_DECADE, Binning
 from ketaplan.population.variability import omega_matrix, sample_etas
 from ketaplan.regimen.text import parse_regimen
 from ketaplan.simulation.run import model_for
-from ketaplan.simulation.summary import time_above
+from ketaplan.simulation.summary import time_above, time_above_batch
 
 REPEAT = parse_regimen("20 mg/h IV for 5 d every 6 weeks x 2")
 PER_KG = parse_regimen("0.3 mg/kg/h IV for 2 d (max 25 mg/h)")
@@ -87,6 +87,25 @@ def test_per_subject_metrics_match_a_patient_by_patient_computation(small):
         assert s.loc[i, "psychotomimetic"] == (c.max() > th["psychotomimetic"].value)
 
 
+def test_hours_above_from_crossings_equal_the_interval_by_interval_sum():
+    """The population's run-and-crossing count against time_above_batch (every grid interval), with levels hit
+    exactly, runs touching the first and last points, single points above and flat rows."""
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        n = int(rng.integers(2, 50))
+        t = np.cumsum(rng.uniform(0.01, 30.0, n)) - 5.0
+        if trial % 2:
+            c, level = rng.choice([0.0, 1.0, 2.0], size=(int(rng.integers(1, 30)), n)), 1.0
+        else:
+            c, level = rng.lognormal(0.0, 1.0, (int(rng.integers(1, 30)), n)), float(rng.lognormal(0.0, 1.0))
+        inside = rng.random(n - 1) < 0.5
+        expected, expected_inside = time_above_batch(t, c, level, inside)
+        hours, hours_inside = hours_above(t, c, level, inside)
+        np.testing.assert_allclose(hours, expected, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(hours_inside, expected_inside, rtol=0, atol=1e-9)
+        assert np.array_equal(hours > 0, (c > level).any(axis=1))
+
+
 def test_target_attainment_equals_the_brute_force_fraction(small):
     pspec, result, sv = small
     t = pspec.times
@@ -143,6 +162,18 @@ def test_results_do_not_depend_on_chunk_size(spec):
     pd.testing.assert_frame_equal(a.subjects, b.subjects, check_exact=False, rtol=1e-12)
     for name in a.bands:
         pd.testing.assert_frame_equal(a.bands[name], b.bands[name], check_exact=False, rtol=1e-12)
+
+
+def test_results_do_not_depend_on_the_block_size_within_a_chunk(spec, monkeypatch):
+    from ketaplan.population import run
+
+    pspec = make_spec(REPEAT, spec, n=700, seed=5)
+    whole = run_population(pspec, chunk=700)
+    monkeypatch.setattr(run, "BLOCK_VALUES", 37 * len(pspec.times))
+    blocks = run_population(pspec, chunk=700)
+    pd.testing.assert_frame_equal(whole.subjects, blocks.subjects, check_exact=False, rtol=1e-12)
+    for name in whole.bands:
+        pd.testing.assert_frame_equal(whole.bands[name], blocks.bands[name])
 
 
 def test_the_seed_fixes_the_patients_and_changing_it_changes_them(spec):
@@ -243,6 +274,23 @@ def test_residual_error_at_sampling_times_has_the_model_sd(spec):
     assert abs(np.corrcoef(ratio, nk)[0, 1]) < 0.03  # independent streams per observable
     c = simulate_slice(result.pspec, 0, 5).output("ketamine")
     np.testing.assert_allclose(s["ketamine_pred_150h"][:5], c[:, np.searchsorted(result.pspec.times, 150.0)])
+
+
+def test_relief_read_on_part_of_the_grid_equals_relief_on_the_whole_grid(small):
+    """Relief is evaluated only at the band times and after each course; the same numbers as on the whole grid."""
+    from ketaplan.engine.pd import hill
+
+    pspec, result, sv = small
+    layer, p, t, courses = sv.relief, sv.built.params, pspec.times, pspec.courses
+    relief = hill(sv.output(layer.input), p[layer.c50][:, None], p[layer.gamma][:, None])
+    relief *= p[layer.emax][:, None]
+    s = result.subjects
+    days, censored = relief_days(t, relief, courses[0].end, courses[1].start, pspec.relief_threshold)
+    np.testing.assert_array_equal(s["relief_days_first"], days)
+    np.testing.assert_array_equal(s["relief_first_censored"], censored)
+    np.testing.assert_array_equal(s["relief_maintained"], censored)
+    np.testing.assert_array_equal(s["relief_at_end"], relief[:, np.searchsorted(t, courses[0].end)])
+    assert 0 < censored.mean() < 1 and days.min() >= 0
 
 
 def test_relief_days_interpolate_the_crossing_and_flag_censoring():

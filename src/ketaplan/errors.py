@@ -15,7 +15,8 @@ class InputError(ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field}: got {_show(value)}; {allowed}.")
+        given = "nothing was given" if value is None else f"got {_show(value)}"
+        super().__init__(f"{field}: {given}; {allowed}.")
 
 
 class UnitError(InputError):

@@ -26,12 +26,16 @@ MAX_REPLICATES = 100_000
 
 @guarded
 def estimate_command(
-    data: Path = typer.Argument(..., help="NONMEM-style dataset (CSV or Parquet): ID TIME AMT DV ... and the "
-                                          "covariates the model uses."),
-    model: Path = typer.Option(..., help="Model file (YAML): advan, theta, parameters, omega, sigma."),
-    method: str = typer.Option("foce-i", help="foce-i (FOCE with interaction), foce, fo, laplace or saem."),
-    evaluate: bool = typer.Option(False, help="Only evaluate the objective at the initial values (NONMEM's "
-                                              "MAXEVAL=0); the diagnostics follow as usual."),
+    data: Path = typer.Argument(None, help="NONMEM-style dataset (CSV or Parquet): ID TIME AMT DV ... and the "
+                                           "covariates the model uses. Optional with a control stream whose "
+                                           "$DATA names one."),
+    model: Path = typer.Option(..., help="Model file (YAML: advan, theta, parameters, omega, sigma) or a NONMEM "
+                                         "control stream (.ctl/.mod)."),
+    method: str = typer.Option(None, help="foce-i (FOCE with interaction), foce, fo, laplace or saem. Default: "
+                                          "the control stream's $ESTIMATION, else foce-i."),
+    evaluate: bool = typer.Option(None, "--evaluate/--estimate", help="Only evaluate the objective at the "
+                                  "initial values (NONMEM's MAXEVAL=0); the diagnostics follow as usual. "
+                                  "Default: the control stream's MAXEVAL, else estimate."),
     seed: int = typer.Option(1, help="Seed of SAEM and of the simulated datasets behind NPDE and the VPC."),
     replicates: int = typer.Option(1000, help="Simulated datasets for NPDE and the VPC."),
     out_dir: Path = typer.Option(..., help="Folder for estimates.json, etas.csv, table.csv, iterations.csv, "
@@ -46,8 +50,11 @@ def estimate_command(
         raise InputError("--replicates", replicates, f"a whole number from 20 to {MAX_REPLICATES:,}")
 
     from ketaplan.estimation.api import estimate
+    from ketaplan.nonmem.control_stream import is_control_stream, read_control_stream
 
-    label = "complete-data -2 log L" if method.lower() == "saem" else "OFV"
+    if method is None and is_control_stream(model):
+        method = read_control_stream(model).method
+    label = "complete-data -2 log L" if (method or "").lower() == "saem" else "OFV"
 
     def show(it) -> None:
         gradient = f"   max |gradient| {it.gradient_norm:.3g}" if math.isfinite(it.gradient_norm) else ""
@@ -69,7 +76,8 @@ def estimate_command(
         from ketaplan.report.estimation_report import estimation_report_html
 
         svgs = [(title, svg) for _png, title, svg in figures.values()]
-        html = estimation_report_html(result, vpc, svgs, [("data", str(data)), ("model", str(model))])
+        html = estimation_report_html(result, vpc, svgs, [("data", str(data or "named in the control stream")),
+                                                           ("model", str(model))])
     write_folder_atomically(out_dir, files)
     if html is not None:
         write_atomically(report, lambda p: p.write_text(html, encoding="utf-8"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
@@ -168,18 +169,33 @@ def _typical(name: str, p: Parameter, cov: Covariates, override: float | None) -
             if eff.above_reference:
                 delta = np.maximum(delta, 0.0)
             value = value + eff.slope * delta
-    return _to_internal(name, p.unit, value * factor, cov.weight)
+    return _to_internal(p.unit, value * factor, cov.weight)
 
 
-def _to_internal(name: str, unit: str, value: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    q = Q_(value, _prepare(unit))
-    if q.check("[body_weight]") or "[body_weight]" in str(q.dimensionality):
-        q = q * Q_(weight, "kgbw")
-    dim = str(q.dimensionality)
-    if dim not in _INTERNAL:
-        return np.asarray(q.magnitude, dtype=float)  # PD slopes etc.: used in the unit they are given in
-    target = _INTERNAL[dim]
-    return np.asarray(q.to(target).magnitude if target else q.to("").magnitude, dtype=float)
+def _to_internal(unit: str, value: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    per_kg, factor = _conversion(unit)
+    if per_kg:
+        value = value * weight
+    return np.asarray(value if factor is None else value * factor, dtype=float)
+
+
+@cache
+def _conversion(unit: str) -> tuple[bool, float | None]:
+    """(per kg, factor): a value in ``unit`` (times body weight if per kg) times the factor is in internal units;
+    no factor for units used as given (PD slopes etc.). pint converts by exactly this product, so taking the
+    factor once per unit gives the same numbers as converting every array with pint."""
+    q = Q_(1.0, _prepare(unit))
+    per_kg = q.check("[body_weight]") or "[body_weight]" in str(q.dimensionality)
+    if per_kg:
+        q = q * Q_(1.0, "kgbw")
+    target = _INTERNAL.get(str(q.dimensionality))
+    if target is None:
+        return per_kg, None
+    factor = float(q.to(target).magnitude)
+    if (q * 0.0).to(target).magnitude != 0.0 or (q * 3.0).to(target).magnitude != 3.0 * factor:
+        raise InputError("unit", unit, "a parameter unit that converts by a factor (not an offset or logarithmic "
+                         "unit)")
+    return per_kg, factor
 
 
 def internal_unit(unit: str) -> str:

@@ -8,6 +8,8 @@ never output time points.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ketaplan.engine.propagators import ExpmPropagator, ModalPropagator
@@ -49,6 +51,9 @@ def solve(
     -------
     (S, T, n_out) array (a view of an (S, n_out, T) buffer, each output's time course contiguous).
     """
+    keep = contributing_states(k, readout)
+    if keep.any() and not keep.all():
+        k, schedule, readout = _restrict(k, schedule, readout, keep)
     s_all, n = schedule.n_subjects, schedule.n_states
     times = np.broadcast_to(np.asarray(times, dtype=float), (s_all, np.shape(times)[-1]))
     if orders is None:
@@ -62,6 +67,28 @@ def solve(
         sl = slice(start, min(start + chunk, s_all))
         _solve_chunk(k[sl], schedule.take(sl), times[sl], orders[sl], readout[sl], shared, buffer[sl])
     return buffer.transpose(0, 2, 1)
+
+
+def contributing_states(k: np.ndarray, readout: np.ndarray) -> np.ndarray:
+    """Mask of the states the outputs depend on: those read out and every state with a path of rates into one."""
+    n = k.shape[-1]
+    feeds = np.any(np.reshape(k, (-1, n, n)) != 0, axis=0)  # feeds[i, j]: state j flows into state i
+    keep = np.any(np.reshape(readout, (-1, n)) != 0, axis=0)
+    while True:
+        more = keep | feeds[keep].any(axis=0)
+        if np.array_equal(more, keep):
+            return keep
+        keep = more
+
+
+def _restrict(k: np.ndarray, schedule: Schedule, readout: np.ndarray, keep: np.ndarray
+              ) -> tuple[np.ndarray, Schedule, np.ndarray]:
+    """The system of the kept states; doses into the others cannot reach an output and are dropped."""
+    dosed = keep[schedule.cmt]
+    schedule = replace(schedule, cmt=np.where(dosed, np.cumsum(keep)[schedule.cmt] - 1, 0),
+                       bolus=np.where(dosed, schedule.bolus, 0.0), drate=np.where(dosed, schedule.drate, 0.0),
+                       ss_kind=np.where(dosed, schedule.ss_kind, 0), n_states=int(keep.sum()))
+    return k[..., keep, :][..., keep], schedule, readout[..., keep]
 
 
 def _rows_equal(a: np.ndarray) -> bool:
@@ -240,6 +267,11 @@ def _evaluate(props, schedule, a_after, r_after, times, orders, readout, varying
     jc = np.maximum(j, 0)
     tb = np.take_along_axis(schedule.time, jc, axis=1) if b else np.zeros(times.shape)
     tau = np.where(none, 0.0, times - tb)
+    if b and not varying and isinstance(props[0], ModalPropagator) and readout.shape[1] < n:
+        # fewer outputs than states: per-boundary output coefficients, gathered per output time
+        coef = props[0].output_coefficients(a_after, r_after, readout)
+        values = coef.at(props[0].lam, jc, tau)
+        return np.where(none[..., None], 0.0, values)
     a = np.take_along_axis(a_after, jc[..., None], axis=1) if b else np.zeros((*times.shape, n))
     r = np.take_along_axis(r_after, jc[..., None], axis=1) if b else np.zeros((*times.shape, n))
     a = np.where(none[..., None], 0.0, a)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.linalg import expm
@@ -194,18 +195,19 @@ class ModalPropagator:
         M = readout @ V. Modes with |lambda| < SLOW_MODE (compartments that hardly empty) keep the
         form e^(lam tau) z0 + phi1 w, which has no cancellation when lam tau is tiny.
         """
-        z0 = np.einsum("sij,sbj->sbi", self.inv, a)
-        w = np.einsum("sij,sbj->sbi", self.inv, r)
+        to_modal = np.swapaxes(self.inv, 1, 2)
+        z0 = np.matmul(a, to_modal)  # (S, B, n): V^-1 a after each boundary
+        w = np.matmul(r, to_modal)
         mixed = np.matmul(readout, self.vec)  # (S, n_out, n)
         slow = np.abs(self.lam) < SLOW_MODE
         safe = np.where(slow, 1.0, self.lam)
         q = np.where(slow[:, None, :], 0.0, w / safe[:, None, :])
         p = mixed[:, None, :, :] * (z0 + q)[:, :, None, :]  # (S, B, n_out, n)
-        c = -np.einsum("soi,sbi->sbo", mixed, q)
+        c = -np.matmul(q, np.swapaxes(mixed, 1, 2))
         if np.any(slow):
             p = np.where(slow[:, None, None, :], 0.0, p)
-            return OutputCoefficients(p, c, mixed, z0, slow, w)
-        return OutputCoefficients(p, c, mixed, z0, None, None)
+            return OutputCoefficients(p, c, mixed, z0, slow, w, np.matmul(a, np.swapaxes(readout, 1, 2)))
+        return OutputCoefficients(p, c, mixed, z0, None, None, np.matmul(a, np.swapaxes(readout, 1, 2)))
 
 
 SLOW_MODE = 1e-4
@@ -224,6 +226,22 @@ class OutputCoefficients:
     z0: np.ndarray  # (S, B, n) modal amounts after each boundary
     slow: np.ndarray | None  # (S, n) modes handled directly
     w: np.ndarray | None
+    at_boundaries: np.ndarray  # (S, B, n_out) outputs just after each boundary, from the amounts themselves
+
+    def at(self, lam: np.ndarray, j: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        """Outputs (S, T, n_out) at times ``tau`` (S, T) after each subject's boundary ``j`` (S, T)."""
+        rows = np.arange(len(lam))[:, None]
+        e = _exp_clipped(lam[:, None, :] * tau[..., None], floor=-700.0)  # (S, T, n)
+        out = np.einsum("stoi,sti->sto", self.p[rows, j], e) + self.c[rows, j]
+        z0 = self.z0[rows, j]  # (S, T, n)
+        if self.slow is not None:
+            lam_slow = np.where(self.slow, lam, 0.0)[:, None, :]
+            z = np.exp(lam_slow * tau[..., None]) * z0 + phi1(lam_slow, tau[..., None]) * self.w[rows, j]
+            out += np.einsum("soi,sti->sto", self.mixed, np.where(self.slow[:, None, :], z, 0.0))
+        at_boundary = tau == 0.0
+        if at_boundary.any():  # at the boundary itself: the amounts as they are (no round trip through modes)
+            out = np.where(at_boundary[..., None], self.at_boundaries[rows, j], out)
+        return out
 
     def segment(self, lam: np.ndarray, j: int, tau: np.ndarray, dest: np.ndarray, origin: float = 0.0) -> None:
         """Write outputs at times ``tau`` (T,) after boundary j (at time ``origin``) into ``dest`` (S, n_out, T)."""
@@ -233,8 +251,8 @@ class OutputCoefficients:
             else:
                 self._segment_uniform(lam, j, tau[lo:hi], step, dest[:, :, lo:hi])
         at_boundary = np.flatnonzero(tau == 0.0)
-        if len(at_boundary):  # at the boundary itself: the amounts, free of the cancellation in p + c
-            dest[:, :, at_boundary] = np.einsum("soi,si->so", self.mixed, self.z0[:, j])[:, :, None]
+        if len(at_boundary):  # at the boundary itself: the amounts as they are (no round trip through modes)
+            dest[:, :, at_boundary] = self.at_boundaries[:, j, :, None]
 
     def _segment_uniform(self, lam, j, tau, step: float, dest) -> None:
         # On a uniform grid tau_k = tau_0 + step*(m*width + b): exp(lam tau_k) is the product of a
@@ -312,6 +330,12 @@ MIN_EVEN_RUN = 64
 
 
 def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, float | None]]:
+    """:func:`_split_even` of ``tau``, remembered: a population's blocks of subjects share their output times."""
+    return list(_split_even(np.ascontiguousarray(tau, dtype=float).tobytes(), float(origin)))
+
+
+@lru_cache(maxsize=256)
+def _split_even(tau_bytes: bytes, origin: float) -> tuple[tuple[int, int, float | None], ...]:
     """Split output times into (start, stop, step) pieces: evenly spaced runs of at least MIN_EVEN_RUN
     points carry their step, the points between them carry None (evaluated directly).
 
@@ -320,9 +344,10 @@ def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, f
     neighbouring steps alone accepted smoothly graded grids (np.geomspace), whose points then moved
     along the line, by up to 8 % of the peak.
     """
+    tau = np.frombuffer(tau_bytes)
     t = len(tau)
     if t < MIN_EVEN_RUN:
-        return [(0, t, None)]
+        return ((0, t, None),)
     d = np.diff(tau)
     tol = 1e-12 * max(1.0, abs(float(tau[-1])) + abs(origin))  # candidates; each is then checked against its line
     bounds = np.concatenate([[0], np.flatnonzero(np.abs(np.diff(d)) > tol) + 1, [len(d)]])
@@ -344,7 +369,7 @@ def _even_pieces(tau: np.ndarray, origin: float = 0.0) -> list[tuple[int, int, f
         cursor = stop
     if cursor < t:
         pieces.append((cursor, t, None))
-    return pieces
+    return tuple(pieces)
 
 
 LINE_ULPS = 64

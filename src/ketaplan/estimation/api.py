@@ -18,6 +18,9 @@ CWRES and shrinkage exist.
 Diagnostics on request: ``result.table()`` (one row per record: PRED, IPRED, RES, WRES, CWRES, IWRES,
 NPDE), ``result.shrinkage()`` and ``result.vpc()`` (:mod:`ketaplan.estimation.diagnostics`,
 :mod:`ketaplan.estimation.vpc`); NPDE and the VPC share one set of simulated replicates per seed.
+
+A NONMEM control stream (``run1.mod``, ``run1.ctl``) may stand for the model: without ``data`` its $DATA is
+read (relative to the control stream), and without ``method``/``evaluate`` its $ESTIMATION decides.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ketaplan.estimation.parameters import Estimates, ParameterSpace
 from ketaplan.estimation.replicates import simulate_replicates
 from ketaplan.estimation.saem import SaemOptions, evaluate_objective, saem
 from ketaplan.estimation.vpc import VPC, dataset_vpc
+from ketaplan.nonmem.control_stream import is_control_stream, read_control_stream
 from ketaplan.nonmem.predpp import PredppModel, load_model
 
 VARIANCE_FLOOR = 1e-6
@@ -192,16 +196,29 @@ class EstimationResult:
         }
 
 
-def estimate(data: pd.DataFrame | str | Path, model: Mapping | str | Path | PredppModel, method: str = "foce-i",
-             evaluate: bool = False, covariance: bool = True,
+def estimate(data: pd.DataFrame | str | Path | None, model: Mapping | str | Path | PredppModel,
+             method: str | None = None, evaluate: bool | None = None, covariance: bool = True,
              on_iteration: Callable[[Iteration], None] | None = None, seed: int = 0,
              saem_options: SaemOptions | None = None) -> EstimationResult:
-    """Estimate THETA, OMEGA and SIGMA of ``model`` from ``data`` (a frame, or a CSV/Parquet path)."""
-    method = str(method).lower()
+    """Estimate THETA, OMEGA and SIGMA of ``model`` from ``data`` (a frame, or a CSV/Parquet path).
+
+    ``method`` defaults to ``foce-i`` and ``evaluate`` to False, or to a control stream's $ESTIMATION.
+    """
+    if is_control_stream(model):
+        stream = read_control_stream(model)
+        data = stream.read_data() if data is None else data
+        method, evaluate, model = method or stream.method, stream.evaluate if evaluate is None else evaluate, \
+            stream.model
+    if data is None:
+        raise InputError("DATA", None, "give a dataset (or a control stream whose $DATA names one)")
+    method, evaluate = str(method or "foce-i").lower(), bool(evaluate)
     if method not in METHODS:
         raise InputError("--method", method, f"allowed methods are {', '.join(METHODS)}")
     pm = model if isinstance(model, PredppModel) else load_model(model)
     popmodel = population_model(pm)
+    if method == "saem" and any(b.same_as is not None for b in popmodel.omega.blocks):
+        raise InputError("--method", method, "SAEM does not tie repeated OMEGA blocks (SAME) yet; use foce-i, foce, "
+                         "fo or laplace")
     frame = _frame(data)
     prepared = prepare(popmodel, frame)
     space = ParameterSpace(popmodel)

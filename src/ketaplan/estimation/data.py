@@ -10,12 +10,13 @@ at the end of an interval sets the parameters over it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from ketaplan.engine.schedule import Schedule
+from ketaplan.engine.superposition import SuperpositionPlan
 from ketaplan.errors import InputError
 from ketaplan.nonmem.dataset import DatasetRecords, check_records, column_map, numeric_column
 from ketaplan.nonmem.expressions import compile_expressions
@@ -77,6 +78,7 @@ class EstimationData:
     schedule: Schedule | None  # compiled once when the dose modifiers depend on no THETA or ETA
     evaluate: object  # compiled expressions: f(theta (B, P) or (P,), eta (B, m), cols) -> dict
     batches: dict[bytes, Schedule] = field(default_factory=dict, repr=False)  # see schedule_of
+    plans: dict[bytes, SuperpositionPlan | None] = field(default_factory=dict, repr=False)  # see plan_of
 
     @property
     def n_individuals(self) -> int:
@@ -95,6 +97,32 @@ class EstimationData:
                 self.batches.pop(next(iter(self.batches)))
             self.batches[key] = self.schedule.take(np.asarray(who))
         return self.batches[key]
+
+    def at_grid(self, obs_rows: np.ndarray, obs_mask: np.ndarray, dv: np.ndarray, obs_local: np.ndarray,
+                obs_time: np.ndarray) -> EstimationData:
+        """The same data predicted at another grid of points (e.g. every record); the superposition plans,
+        which belong to the observation grid, are not carried over."""
+        return replace(self, obs_rows=obs_rows, obs_mask=obs_mask, dv=dv, obs_local=obs_local, obs_time=obs_time,
+                       plans={})
+
+    def plan_of(self, who: np.ndarray) -> SuperpositionPlan | None:
+        """The superposition plan of the individuals ``who`` at their observations (see
+        :mod:`ketaplan.engine.superposition`), or None when the fixed schedules have steady states or resets
+        or so many doses and levels that the engine's boundary loop is faster; remembered like
+        :meth:`schedule_of`."""
+        if b"all" not in self.plans:
+            fits = self.schedule is not None and SuperpositionPlan.suits(self.schedule, self.obs_time)
+            self.plans[b"all"] = SuperpositionPlan.build(self.schedule, self.obs_time, self.obs_local) if fits \
+                else None
+        whole = self.plans[b"all"]
+        if whole is None:
+            return None
+        key = np.asarray(who, dtype=np.int64).tobytes()
+        if key not in self.plans:
+            if len(self.plans) >= 7:
+                self.plans.pop(next(k for k in self.plans if k != b"all"))
+            self.plans[key] = whole.take(np.asarray(who))
+        return self.plans[key]
 
 
 def prepare(model: PopulationModel, data: pd.DataFrame) -> EstimationData:

@@ -25,7 +25,7 @@ phenobarbital run's 47.580 %, 13.581 % and 21.198 % are reproduced this way).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -144,7 +144,7 @@ def every_record(data: EstimationData) -> EstimationData:
     time[subject, slot] = records.time
     local = np.full(shape, np.iinfo(np.int64).max)
     local[subject, slot] = slot
-    return replace(data, obs_rows=rows, obs_mask=rows >= 0, dv=np.zeros(shape), obs_local=local, obs_time=time)
+    return data.at_grid(rows, rows >= 0, np.zeros(shape), local, time)
 
 
 def record_predictions(data: EstimationData, est: Estimates, eta: np.ndarray) -> np.ndarray:

@@ -83,6 +83,7 @@ class ParameterSpace:
         omega = base.omega.copy()
         for (i, j), v in zip(self.omega_free, x[nt:nt + no], strict=True):
             omega[i, j] = omega[j, i] = v
+        omega = self.model.omega.tied(omega)
         sigma = dict(base.sigma)
         for k, v in zip(self.sigma_free, x[nt + no:], strict=True):
             sigma[k] = float(v)
@@ -93,7 +94,7 @@ class ParameterSpace:
         thetas = self.model.thetas
         u = [_to_free(est.theta[i], thetas[i].lower, thetas[i].upper) for i in self.theta_free]
         for block in self.model.omega.blocks:
-            if block.fixed:
+            if block.fixed or block.same_as is not None:
                 continue
             sl = slice(block.start, block.start + block.size)
             if block.diagonal:
@@ -114,7 +115,7 @@ class ParameterSpace:
             pos += 1
         omega = base.omega.copy()
         for block in self.model.omega.blocks:
-            if block.fixed:
+            if block.fixed or block.same_as is not None:
                 continue
             sl = slice(block.start, block.start + block.size)
             if block.diagonal:
@@ -127,6 +128,7 @@ class ParameterSpace:
                     chol[i, j] = np.exp(u[pos]) if i == j else u[pos]
                     pos += 1
             omega[sl, sl] = chol @ chol.T
+        omega = self.model.omega.tied(omega)
         sigma = dict(base.sigma)
         for k in self.sigma_free:
             sigma[k] = float(np.exp(2 * u[pos]))

@@ -44,10 +44,19 @@ def predict(data: EstimationData, theta: np.ndarray, eta: np.ndarray, who: np.nd
     micro = micro_parameters(pm, primary)
     structure = pm.structure()
     k = structure.rate_matrix({n: micro[n] for n in structure.parameter_names()})
-    schedule = data.schedule_of(who) if data.schedule is not None else _schedules(data, values, who)
     readout = np.zeros((1, pm.n_states))
     readout[0, pm.advan.central] = 1.0
-    amounts = solve(k, schedule, data.obs_time[who], readout, data.obs_local[who])[:, :, 0]
+    plan = data.plan_of(who) if data.schedule is not None else None
+    if plan is not None:  # few doses and levels per individual: one vectorised sum (see engine.superposition)
+        amounts, bad = plan.solve(k, readout)
+        amounts = amounts[:, :, 0]
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            amounts[rows] = solve(k[rows], data.schedule_of(who[rows]), data.obs_time[who[rows]], readout,
+                                  data.obs_local[who[rows]])[:, :, 0]
+    else:
+        schedule = data.schedule_of(who) if data.schedule is not None else _schedules(data, values, who)
+        amounts = solve(k, schedule, data.obs_time[who], readout, data.obs_local[who])[:, :, 0]
     ipred = amounts * (scale / micro["VC"])[:, None]
     ipred[~valid] = np.nan
     return ipred

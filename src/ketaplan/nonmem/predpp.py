@@ -15,7 +15,9 @@ ETA(n) and columns (:mod:`ketaplan.nonmem.expressions`)::
     scale: 1000       # IPRED = scale * A(central) / V(central)
 
 Parameters may also sit under a ``parameters:`` key, in order; a name that is not a parameter of the
-structure is an intermediate (like NONMEM's TVCL) that later expressions may use. ``theta:`` lists
+structure is an intermediate (like NONMEM's TVCL) that later expressions may use. A mapping built in
+Python may give parsed :class:`~ketaplan.nonmem.expressions.Expression` values (the control stream
+reader does). ``theta:`` lists
 THETA(1..n) as numbers or ``{init, lower, upper, fix}``; ``omega`` and ``sigma`` are read by
 :mod:`ketaplan.nonmem.random_effects`. Time units are the dataset's.
 """
@@ -33,6 +35,7 @@ import yaml
 
 from ketaplan.engine.system import LinearStructure, Transfer
 from ketaplan.errors import InputError
+from ketaplan.nonmem.control_stream import is_control_stream, read_control_stream
 from ketaplan.nonmem.dataset import numeric_column
 from ketaplan.nonmem.expressions import Expression, column_symbol, compile_expressions, parse_expression
 
@@ -133,7 +136,10 @@ class PredppModel:
 
 
 def load_model(source: Mapping | str | Path) -> PredppModel:
-    """Parse a PREDPP model from a mapping or a YAML file path; raises :class:`InputError`."""
+    """Parse a PREDPP model from a mapping, a YAML file path or a NONMEM control stream (``*.ctl``, ``*.mod``,
+    :mod:`ketaplan.nonmem.control_stream`); raises :class:`InputError`."""
+    if is_control_stream(source):
+        return load_model(read_control_stream(source).model)
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -212,7 +218,7 @@ def _build(advan: Advan, params: dict, items: dict) -> PredppModel:
         key = str(k).upper()
         if key in upper:
             raise InputError(f"MODEL {k}", v, f"{key} is given twice")
-        upper[key] = parse_expression(v, f"MODEL {k}", defined, used)
+        upper[key] = v if isinstance(v, Expression) else parse_expression(v, f"MODEL {k}", defined, used)
         defined[key] = upper[key].expr
     modifiers: dict[tuple[str, int], Expression] = {}
     for key in list(upper):
@@ -242,7 +248,8 @@ def _build(advan: Advan, params: dict, items: dict) -> PredppModel:
         if len(spellings) > 1:
             raise InputError(f"MODEL {'/'.join(spellings)}", "both", f"give {name} once")
         canonical[name] = upper.pop(spellings[0])
-    scale = parse_expression(items.get("scale", 1.0), "MODEL scale", defined, used)
+    scale = items.get("scale", 1.0)
+    scale = scale if isinstance(scale, Expression) else parse_expression(scale, "MODEL scale", defined, used)
     unused = sorted(k for k in upper if k not in used)
     if unused:
         unknown = unused[0]

@@ -1,7 +1,9 @@
 """OMEGA and SIGMA of a model file: between-subject variability and residual error.
 
 ``omega`` lists the variances of ETA(1..m) in order, as numbers, ``{value: v, fix: true}`` or blocks
-``{block: [[v11], [c21, v22]], fix: false}`` (lower triangle, as NONMEM's $OMEGA BLOCK). The older form, a
+``{block: [[v11], [c21, v22]], fix: false}`` (lower triangle, as NONMEM's $OMEGA BLOCK); ``{same: true}``
+repeats the block before it for new ETAs with the same, jointly estimated values (NONMEM's $OMEGA BLOCK
+SAME, e.g. between-occasion variability). The older form, a
 mapping of variances keyed by parameter names (``{CL: 0.09, V1: 0.04, CL~V1: 0.01}``), puts a log-normal
 effect on each named parameter (P = TV x exp(ETA)), numbered in the order given.
 
@@ -25,12 +27,14 @@ from ketaplan.nonmem.expressions import Expression, eta_symbol
 
 @dataclass(frozen=True)
 class OmegaBlock:
-    """ETAs start..start+size-1: one full block (``diagonal`` False) or independent ones, fixed or estimated."""
+    """ETAs start..start+size-1: one full block (``diagonal`` False) or independent ones, fixed or estimated;
+    ``same_as`` is the index of the block whose values it repeats (NONMEM's SAME), None for its own."""
 
     start: int
     size: int
     fixed: bool
     diagonal: bool
+    same_as: int | None = None
 
     def elements(self) -> list[tuple[int, int]]:
         """The (row, column) elements of the lower triangle this block estimates (0-based)."""
@@ -53,8 +57,18 @@ class OmegaSpec:
         return len(self.matrix)
 
     def free_elements(self) -> list[tuple[int, int]]:
-        """Lower-triangle elements that are estimated (not in a fixed block)."""
-        return [e for b in self.blocks if not b.fixed for e in b.elements()]
+        """Lower-triangle elements that are estimated (not in a fixed block nor repeating another)."""
+        return [e for b in self.blocks if not b.fixed and b.same_as is None for e in b.elements()]
+
+    def tied(self, matrix: np.ndarray) -> np.ndarray:
+        """``matrix`` with every SAME block set to the values of the block it repeats."""
+        out = matrix.copy()
+        for b in self.blocks:
+            if b.same_as is not None:
+                src = self.blocks[b.same_as]
+                out[b.start:b.start + b.size, b.start:b.start + b.size] = \
+                    matrix[src.start:src.start + src.size, src.start:src.start + src.size]
+        return out
 
     def all_elements(self) -> list[tuple[int, int]]:
         return [e for b in self.blocks for e in b.elements()]
@@ -99,7 +113,8 @@ def parse_omega(raw: object, parameter_names: tuple[str, ...] = ()) -> tuple[Ome
     values: list[np.ndarray] = []
     start = 0
     for i, item in enumerate(items, start=1):
-        block, matrix = _omega_item(item, f"MODEL omega item {i}", start)
+        block, matrix = _same_item(item, blocks, values, start) if _is_same(item, f"MODEL omega item {i}", blocks) \
+            else _omega_item(item, f"MODEL omega item {i}", start)
         blocks.append(block)
         values.append(matrix)
         start += block.size
@@ -108,6 +123,24 @@ def parse_omega(raw: object, parameter_names: tuple[str, ...] = ()) -> tuple[Ome
         sl = slice(block.start, block.start + block.size)
         matrix[sl, sl] = m
     return OmegaSpec(matrix, tuple(blocks), tuple(f"ETA({i + 1})" for i in range(start))), {}
+
+
+def _is_same(item: object, field: str, blocks: list[OmegaBlock]) -> bool:
+    if not (isinstance(item, Mapping) and "same" in {str(k).lower() for k in item}):
+        return False
+    if dict(item) not in ({"same": True}, {"SAME": True}):
+        raise InputError(field, dict(item), "{same: true} repeats the block before it and takes nothing else")
+    if not blocks:
+        raise InputError(field, dict(item), "SAME repeats the block before it; give that block first")
+    return True
+
+
+def _same_item(item: object, blocks: list[OmegaBlock], values: list[np.ndarray], start: int
+               ) -> tuple[OmegaBlock, np.ndarray]:
+    """A block repeating the one before it (or what that one repeats)."""
+    prev = blocks[-1]
+    source = prev.same_as if prev.same_as is not None else len(blocks) - 1
+    return OmegaBlock(start, prev.size, prev.fixed, prev.diagonal, source), values[source].copy()
 
 
 def _omega_item(item: object, field: str, start: int) -> tuple[OmegaBlock, np.ndarray]:

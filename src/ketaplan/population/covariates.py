@@ -35,8 +35,12 @@ def builtin_population() -> dict:
     return yaml.safe_load((resources.files("ketaplan.population") / "neuropathic_pain_adults.yaml").read_text())
 
 
-def _block_rng(seed: int, stream: int, block: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(stream), int(block)]))
+@lru_cache(maxsize=16)
+def _block_numbers(seed: int, stream: int, block: int, width: int) -> np.ndarray:
+    """The uniforms of one block of subjects (read-only; remembered, as several slices of a chunk share a block)."""
+    numbers = np.random.default_rng(np.random.SeedSequence([int(seed), int(stream), int(block)])).random((BLOCK, width))
+    numbers.flags.writeable = False
+    return numbers
 
 
 def block_uniforms(seed: int, stream: int, start: int, stop: int, width: int) -> np.ndarray:
@@ -44,7 +48,7 @@ def block_uniforms(seed: int, stream: int, start: int, stop: int, width: int) ->
     out = np.empty((stop - start, width))
     first, last = start // BLOCK, (stop - 1) // BLOCK
     for b in range(first, last + 1):
-        block = _block_rng(seed, stream, b).random((BLOCK, width))
+        block = _block_numbers(int(seed), int(stream), b, int(width))
         lo, hi = max(start, b * BLOCK), min(stop, (b + 1) * BLOCK)
         out[lo - start:hi - start] = block[lo - b * BLOCK:hi - b * BLOCK]
     return out

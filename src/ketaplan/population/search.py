@@ -23,7 +23,7 @@ import pandas as pd
 
 from ketaplan.errors import InputError
 from ketaplan.models.spec import ModelSpec
-from ketaplan.population.metrics import subject_metrics
+from ketaplan.population.metrics import Columns, subject_metrics
 from ketaplan.population.model_run import make_spec, simulate_slice
 from ketaplan.population.run import chunk_ranges
 from ketaplan.regimen.events import Regimen
@@ -133,8 +133,7 @@ def search_regimens(space: SearchSpace, criteria: SearchCriteria, spec: ModelSpe
         for a, b in chunk_ranges(n, chunk):
             sv = simulate_slice(pspec, a, b)
             for rate in space.rates:
-                subjects, _ = subject_metrics(pspec, sv, scale=rate, with_counts=False)
-                sums[rate].add(subjects)
+                sums[rate].add(subject_metrics(pspec, sv, scale=rate))
         for rate in space.rates:
             warnings = screen(space.regimen(rate, duration, interval)) if screen else []
             rows.append({"regimen": space.text(rate, duration, interval), "rate": rate, "rate_unit": space.rate_unit,
@@ -160,16 +159,16 @@ class _Tally:
     """Per-candidate running sums over chunks."""
 
     def __init__(self) -> None:
-        self.parts: list[pd.DataFrame] = []
+        self.parts: list[Columns] = []
 
-    def add(self, subjects: pd.DataFrame) -> None:
+    def add(self, subjects: Columns) -> None:
         keep = ["target_attained", "psychotomimetic", "cmax_ng_ml"]
         keep += [c for c in ("responder", "relief_days_first", "relief_first_censored", "relief_maintained")
                  if c in subjects]
-        self.parts.append(subjects[keep])
+        self.parts.append({name: subjects[name] for name in keep})
 
     def summary(self, repeat: bool) -> dict:
-        s = pd.concat(self.parts, ignore_index=True)
+        s = pd.DataFrame({name: np.concatenate([p[name] for p in self.parts]) for name in self.parts[0]})
         n = len(s)
         pta = float(s["target_attained"].mean())
         out = {"pta": pta, "pta_se": float(np.sqrt(pta * (1 - pta) / n)),

@@ -42,7 +42,10 @@ class Binning:
         """Bin index of each value: 0 below the first edge, n-1 above the last (arithmetic, edges are uniform)."""
         lo, hi = (np.log10(self.edges[0]), np.log10(self.edges[-1])) if self.log else (self.edges[0], self.edges[-1])
         width = (hi - lo) / (len(self.edges) - 1)
-        x = np.log10(np.maximum(values, 1e-300)) if self.log else np.array(values, dtype=float)
+        x = np.array(values, dtype=float)
+        if self.log:
+            np.maximum(x, 1e-300, out=x)
+            np.log10(x, out=x)
         x -= lo
         x /= width
         x += 1.0
@@ -50,12 +53,34 @@ class Binning:
         return x.astype(np.int64)
 
 
+def flat_bins(values: np.ndarray, binning: Binning) -> np.ndarray:
+    """Index of each value's (time, bin) cell in a flattened (T, bins) histogram, for values (S, T)."""
+    idx = binning.index(values)
+    idx += (np.arange(values.shape[1]) * binning.n)[None, :]
+    return idx.ravel()
+
+
 def add_counts(counts: np.ndarray, values: np.ndarray, binning: Binning) -> None:
     """Add values (S, T) to counts (T, bins) in place."""
-    t = values.shape[1]
-    idx = binning.index(values)
-    idx += (np.arange(t) * binning.n)[None, :]
-    counts += np.bincount(idx.ravel(), minlength=t * binning.n).reshape(t, binning.n).astype(counts.dtype)
+    found = np.bincount(flat_bins(values, binning), minlength=counts.size).reshape(counts.shape)
+    counts += found.astype(counts.dtype, copy=False)
+
+
+class Histograms:
+    """Histogram counts (times x bins) per variable, added up block by block (memory independent of the chunk)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, np.ndarray] = {}
+
+    def add(self, name: str, values: np.ndarray, binning: Binning) -> None:
+        """Count values (S, T) of ``name`` (the same binning and times at every call)."""
+        if name not in self._counts:
+            self._counts[name] = np.zeros((values.shape[1], binning.n), dtype=np.int64)
+        add_counts(self._counts[name], values, binning)
+
+    def counts(self, dtype: type = np.int64) -> dict[str, np.ndarray]:
+        """Counts (T, bins) per variable, in the order first added."""
+        return {name: c.astype(dtype) for name, c in self._counts.items()}
 
 
 def percentiles_from_counts(counts: np.ndarray, binning: Binning, qs: list[float]) -> np.ndarray:
