@@ -119,7 +119,9 @@ def test_a_nurses_day_in_the_browser(server, language):
     now = datetime.now().replace(second=0, microsecond=0)
     begin, end = now - timedelta(hours=3), now - timedelta(hours=1)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        # --lang: date fields in the nurse's format where Debian's chromium-l10n is installed
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-gpu", f"--lang={language}-NL"])
         context = browser.new_context(viewport={"width": 1366, "height": 900}, locale=f"{language}-NL",
                                       extra_http_headers={"Accept-Language": f"{language},en;q=0.5"})
         page = context.new_page()
@@ -139,10 +141,13 @@ def test_a_nurses_day_in_the_browser(server, language):
         page.fill("#q", "kp-0100")
         page.click(f"form.search button:has-text('{w['search']}')")
         assert page.locator("#patients tbody tr").count() == 1
+        code = page.locator("#patients th.code a").bounding_box()
+        assert code["height"] < 30  # the code on one line, not broken at its hyphen
         day.look("patients")
         page.click("#patients a:has-text('KP-0100')")
         day.look("patient")
         assert page.locator("#forecast svg title").count() == 1
+        assert page.evaluate("getComputedStyle(document.querySelector('#consent label.check')).fontWeight") == "400"
         # plan the next course, prefilled from the record; the mistyped rate draws the warning
         page.click(f"a:has-text('{w['plan_next']}')")
         assert page.input_value("#weight") == "80" and page.input_value("#baseline_pain") == "7"
@@ -154,7 +159,9 @@ def test_a_nurses_day_in_the_browser(server, language):
         page.fill("#regimen", "20 mg/h IV for 5 d")
         page.click(f"button:has-text('{w['simulate']}')")
         assert w["above_usual"] not in day.text("#checks")
-        assert page.locator("#plan-table tbody tr").count() == 1
+        assert page.locator("#plan-table tbody tr").count() == 1 and page.locator("#next-due").count() == 1
+        table = page.locator("#plan-table")  # the course table a clinician reads first fits the page
+        assert table.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")
         chart = page.locator("#plan-chart svg")
         assert chart.bounding_box()["width"] > 900 and page.locator("#plan-chart svg desc").count() == 1
         day.look("planner")
@@ -197,10 +204,13 @@ def test_a_nurses_day_in_the_browser(server, language):
         day.look("diary-corrected")
         # a tablet: nothing wider than the screen, not even a 5000-character word
         page.set_viewport_size({"width": 768, "height": 1024})
-        for url in ("/patients", "/patients/KP-0100", "/patients/KP-0100/plan", "/inbox"):
-            page.goto(server.url + url)
+        for url, name in (("/patients", "tablet-patients"), ("/patients/KP-0100", "tablet-patient"),
+                          ("/patients/KP-0100/plan?regimen=20+mg/h+IV+for+5+d&weight=80", "tablet-planner"),
+                          ("/patients/KP-0100/courses/2/pump", "tablet-pump-sheet"), ("/inbox", "tablet-inbox")):
+            day.go(url, name)
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), url
-        day.look("tablet-patient")
+            if name == "tablet-planner":  # the course table fits a tablet held upright
+                assert page.locator("#plan-table").evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")
         page.set_viewport_size({"width": 1366, "height": 900})
         page.click(f"header button:has-text('{w['logout']}')")
         # the public appointment request: the clinic's language, or the reader's choice

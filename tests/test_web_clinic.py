@@ -7,11 +7,12 @@ import html
 import json
 import re
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from conftest import csrf_of, fresh_engine, invoke_cli, login, seed_clinic
 from ketaplan import __version__
@@ -23,6 +24,7 @@ from ketaplan.course.schema import (
     AuditEntry,
     Course,
     EntryRevision,
+    ForecastCache,
     Note,
     PainEntry,
     Patient,
@@ -182,6 +184,14 @@ def test_the_forecast_speaks_plainly(engine, monkeypatch):
     outside = re.sub(r"<details>.*?</details>", "", page, flags=re.S)
     assert "V_NK" not in outside and "shrinkage" not in outside and "100 %" not in outside
     assert "judged from the pain diary: &gt; 99 %" in page and "with few diary entries it says little" in page
+    payload["warnings"] = ["The data say little about 'V_NK' (shrinkage 100%): its estimate stays near the "
+                           "population value.", "MCMC acceptance fraction 0.05 is outside 0.15-0.7"]
+    with transaction(engine) as s:
+        s.execute(delete(ForecastCache))  # the record has not changed: forget the stored forecast
+    dutch = staff(engine, language="nl").get("/patients/KP-0001").text
+    assert ('<li lang="nl">De gegevens zeggen weinig over &#39;V_NK&#39; (shrinkage 100%): de schatting blijft '
+            'dicht bij de waarde in de populatie.</li>') in dutch
+    assert '<li lang="en">MCMC acceptance fraction' in dutch  # not in the catalog: marked as English
 
 
 def test_accessible_structure_skip_link_headers_footer_and_contrast(engine):
@@ -195,6 +205,8 @@ def test_accessible_structure_skip_link_headers_footer_and_contrast(engine):
         assert f"ketaplan {__version__}</footer>" in page
     public = TestClient(client.app).get("/request").text
     assert f"ketaplan {__version__}</footer>" in public and f"ketaplan {VERSION}" not in public
+    footer = re.search(r"<footer.*?</footer>", public, re.S).group(0)
+    assert "not a prescription" not in footer and 'href="/privacy"' in footer  # patients read it
     css = Path(__file__).parents[1].joinpath("src/ketaplan/web/static/style.css").read_text()
     field = re.search(r"--field: (#[0-9a-f]{6})", css).group(1)
     assert contrast(field, "#ffffff") >= 3.0
@@ -223,6 +235,25 @@ def test_charts_have_a_clean_date_axis_a_today_line_and_text_for_screen_readers(
         assert len(labels) == len(set(labels)) and 2 <= len(labels) <= 12, (days, labels)
     assert y_ticks(170) == (200, [0, 50, 100, 150, 200])
     assert y_ticks(10)[1] == [0, 2, 4, 6, 8, 10]
+
+
+def test_chart_labels_never_overlap():
+    from ketaplan.web.svg import FONT, line_label_baselines, mark_label_places, text_width
+
+    for ys in ([120.0, 130.0, 133.0], [228.0, 229.0, 230.0], [40.0, 41.0], [150.0]):
+        bases = sorted(line_label_baselines(ys, 34.0, 200.0))
+        assert all(b - a >= FONT + 2 for a, b in pairwise(bases)), ys
+        assert bases[0] >= 34 + FONT and bases[-1] <= 34 + 200 - 3, ys  # inside the panel
+    marks = [(880.0, "planned 3 Dec"), (900.0, "today"), (300.0, "relief wears off 1 Sep"), (320.0, "x")]
+    places = mark_label_places(marks)
+    spans = []
+    for (x, label), (anchor, row) in zip(marks, places, strict=True):
+        w = text_width(label, bold=True)
+        spans.append((row, x - w if anchor == "end" else x, x if anchor == "end" else x + w))
+        assert (anchor == "end") == (x + w + 8 > 936), label  # near the right edge: written to the left
+    for i, a in enumerate(spans):
+        for b in spans[i + 1:]:
+            assert a[0] != b[0] or a[2] <= b[1] or b[2] <= a[1], (a, b)
 
 
 # --- safety in every form ------------------------------------------------------------------------------------
@@ -280,6 +311,7 @@ def test_a_wrong_diary_entry_is_corrected_and_the_original_stays_in_its_history(
         assert old.nrs == 9 and old.voided_at is not None and new.nrs == 3 and new.voided_at is None
     history = client.get(page).text
     assert "typed 9 for 3" in history and "Corrected" in history and '"nrs": 9' not in history
+    assert "This entry was corrected on" in history
     assert re.search(r"Pain score \(NRS 0-10\)</th><td[^>]*>9</td>", history)
     listing = client.get("/patients/KP-0001").text
     assert 'class="voided"' in listing and "typed 9 for 3" in listing
@@ -403,13 +435,47 @@ def test_the_planner_gives_the_numbers_of_ketaplan_simulate(engine, wide_console
     result = invoke_cli("simulate", regimen, "--weight", "80", "--age", "59", "--sex", "male", "--start",
                         "2026-12-01 09:00", "--json")
     cli = json.loads(result.stdout)["summary"]
-    rows = cells(page, "plan-table")
-    assert len(rows) == len(cli) == 2
-    for row, ref in zip(rows, cli, strict=True):
-        assert float(row[3]) == round(ref["dose_mg"])
-        assert float(row[4]) == round(ref["cmax_ng_ml"], 1) and float(row[5]) == round(ref["css_avg_ng_ml"], 1)
-        assert float(row[9]) == round(ref["norketamine_cmax_ng_ml"], 1)
+    rows, levels = cells(page, "plan-table"), cells(page, "plan-levels")
+    assert len(rows) == len(levels) == len(cli) == 2
+    for row, detail, ref in zip(rows, levels, cli, strict=True):
+        assert float(row[3]) == round(ref["dose_mg"]) and float(row[4]) == round(ref["cmax_ng_ml"], 1)
+        assert float(row[8]) == round(ref["relief_days"])
+        assert row[9] == f"{datetime.fromisoformat(ref['next_course_due_date']):%-d %b %Y %H:%M}"
+        assert float(detail[1]) == round(ref["css_avg_ng_ml"], 1)
+        assert float(detail[3]) == round(ref["norketamine_cmax_ng_ml"], 1)
+    due = datetime.fromisoformat(cli[-1]["next_course_due_date"])
+    assert (f"relief lasts about {round(cli[-1]['relief_days'])} days: the next course is due on "
+            f"{due:%-d %b %Y %H:%M}") in page
     assert "Predicted levels and relief" in page and "<desc" in page
+
+
+def test_the_planners_chart_shows_the_whole_interval_and_separates_its_labels(engine):
+    page = staff(engine).get("/plan", params={"regimen": "200 mg/h IV for 5 d", "weight": "80"}).text
+    svg = re.search(r'<svg.*?</svg>', page, re.S).group(0)
+    band = re.search(r'<polygon points="([^"]+)"', svg).group(1)  # plasma ketamine's 90 % interval
+    top = float(re.search(r'<rect x="78" y="([\d.]+)"', svg).group(1))  # the first panel's frame
+    assert min(float(p.split(",")[1]) for p in band.split()) > top  # no point cut off at the top
+    labels = [float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="end" fill="#[0-9a-f]+" '
+                                            r'paint-order', svg)]
+    assert len(labels) >= 3  # analgesia, dissociation, awakening
+    first = sorted(labels)[:3]
+    assert all(b - a >= 16 for a, b in pairwise(first))  # a line of text apart
+
+
+def test_route_comparison_gives_the_numbers_of_ketaplan_compare(engine):
+    nl = staff(engine, language="nl")
+    page = nl.get("/plan/routes", params=[("dose", "25 mg"), ("weight", "80"), ("age", "45"), ("route", "iv"),
+                                          ("route", "oral"), ("route", "intranasal")]).text
+    ref = json.loads(invoke_cli("compare", "--routes", "iv,oral,intranasal", "--forms", "racemic", "--dose", "25 mg",
+                                "--weight", "80", "--age", "45", "--json").stdout)["rows"]
+    rows = cells(page, "routes-table")
+    assert [r[:2] for r in rows] == [["ketamine (racemisch)", "intraveneus"], ["ketamine (racemisch)", "oraal"],
+                                     ["ketamine (racemisch)", "in de neus"]]
+    for row, r in zip(rows, ref, strict=True):
+        assert row[4] == f"{r['cmax_ng_ml']:.1f}".replace(".", ",").removesuffix(",0")
+        assert row[3] == f"{100 * r['systemic_F']:.0f} %"
+    oral = nl.get("/plan/routes", params=[("dose", "25 mg"), ("weight", "80"), ("route", "oral")]).text
+    assert "NaN" not in oral and cells(oral, "routes-table")[0][3] == "-"  # no IV to compare with
 
 
 def test_the_pump_sheet_gives_the_numbers_of_ketaplan_pump(engine):
@@ -432,6 +498,30 @@ def test_the_pump_sheet_gives_the_numbers_of_ketaplan_pump(engine):
     assert "1 mg/mL" in r.text and len(cells(r.text, "pump-changes")) == len(json.loads(invoke_cli(
         "pump", "20 mg/h IV for 5 d", "--concentration", "1 mg/mL", "--start", "2026-12-01 09:00",
         "--json").stdout)["container_changes"])
+
+
+@pytest.mark.parametrize(("rate", "suggested"), [("5 mg/h", "250 mg in 50 mL"), ("50 mg/h", "500 mg in 50 mL"),
+                                                 ("100 mg/h", None)])
+def test_the_pump_sheet_suggests_a_syringe_that_lasts_a_shift(engine, rate, suggested):
+    client = staff(engine)
+    post(client, "/patients/KP-0001/course", regimen=f"{rate} IV for 5 d", start="2026-12-01T09:00")
+    page = client.get("/patients/KP-0001/courses/2/pump").text
+    if suggested is None:
+        assert "No usual syringe lasts a shift at this rate" in page
+    else:
+        assert f"Suggested: {suggested}" in page
+        lasts = cells(page, "pump-rates")[0][5]
+        assert float(lasts.split()[0]) >= 8  # a shift, within the hang time
+    assert len(cells(page, "pump-signatures")) == 3
+
+
+def test_the_pump_sheet_says_when_the_hang_time_ends_a_container_first(engine):
+    client = staff(engine)
+    post(client, "/patients/KP-0001/course", regimen="20 mg/h IV for 5 d", start="2026-12-01T09:00")
+    page = client.get("/patients/KP-0001/courses/2/pump", params={"preparation": "500-50", "hang": "12"}).text
+    assert cells(page, "pump-rates")[0][5] == "12 h (the hang time; full for 25 h)"
+    assert len(cells(page, "pump-changes")) == 10
+    assert 'class="muted print-only">Decision support' in page  # once on screen (the footer), once on paper
 
 
 # --- 'Mail ons' ------------------------------------------------------------------------------------------------

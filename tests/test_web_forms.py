@@ -99,6 +99,7 @@ def test_bad_appointment_requests_are_refused_in_the_clinics_language(engine, fi
         assert r.status_code == 400
         message = refusal(r.text)
         assert (words in message) == (language == "en"), message
+        assert message.strip()[0].isupper(), message  # a sentence: 'Consent: tick the box ...'
         assert html.escape(fields[kept][:60], quote=True) in r.text
 
 

@@ -58,7 +58,7 @@ def course_chart(infusions, levels, diary, forecast: dict, today: datetime, t: T
                                   [lv.value_ng_ml for lv in measured], RED, t.gettext("measured")))
     conc.lines.append((100.0, t.gettext("analgesia"), GREEN))
     top = max([100.0] + [lv.value_ng_ml for lv in measured]
-              + [v for s in conc.series if s.kind == "line" for v in s.y])
+              + [v for s in conc.series if s.kind in ("line", "band") for v in (s.y2 or s.y) if np.isfinite(v)])
     conc.top = nice_top(top * 1.25)
     if diary:
         pain.series.append(Series("points", [_hours(e.recorded_at, origin) for e in diary], [e.nrs for e in diary],
@@ -126,7 +126,9 @@ def plan_chart(frame, bands: dict, t: Translator, baseline_pain: float | None) -
                                ("awakening", t.gettext("awakening level"), RED)):
         if key in th and th[key].value <= max(peak * 1.6, th["analgesia"].value * 1.3):
             conc.lines.append((th[key].value, label, colour))
-    conc.top = nice_top(max(peak, th["analgesia"].value) * 1.3)
+    band = bands.get(run.parent)
+    spread = float(np.nanmax(band["p95"].to_numpy())) if band is not None and len(band) else 0.0
+    conc.top = max(peak * 1.3, th["analgesia"].value * 1.3, spread * 1.05)  # the interval whole, not cut off
     panel(run.metabolite, t.gettext("Norketamine in plasma"), "ng/mL", PURPLE)
     panel(run.effect, t.gettext("Effect site"), "ng/mL", TEAL)
     threshold = frame.settings["relief_threshold"]

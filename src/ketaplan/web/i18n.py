@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -47,6 +48,13 @@ _LENGTH = re.compile(r"\d+ characters")
 
 class MissingTranslation(LookupError):
     """A message has no translation in the reader's language (raised only in strict mode)."""
+
+
+def _template_key(text: str) -> tuple[str, list[str]]:
+    """The catalog key of a message built from values ({0}, {1}, ... in their places) and the values."""
+    found = _VALUE.findall(text)
+    counter = iter(range(len(found)))
+    return _VALUE.sub(lambda _: f"{{{next(counter)}}}", text), found
 
 
 @lru_cache(maxsize=len(LANGUAGES))
@@ -126,17 +134,23 @@ class Translator:
 
     def template(self, text: str, context: str = "message") -> str:
         """A message built from values (a refusal, a dose check): translated with its values put back."""
-        found = _VALUE.findall(text)
-        counter = iter(range(len(found)))
-        key = _VALUE.sub(lambda _: f"{{{next(counter)}}}", text)
+        key, found = _template_key(text)
         translated = self._lookup(key, context) if self.language != "en" else key
         shown = [self.number(float(v)) if re.fullmatch(r"\d+(?:\.\d+)?", v) else v for v in found]
         return translated.format(*shown)
+
+    def optional(self, text: str, context: str = "message") -> tuple[str, str]:
+        """A technical message (a fit's warning) and its language: translated where the catalog has it, else
+        as written, in English (even in strict mode: such messages are many and come from the numerics)."""
+        if self.language != "en" and (context, _template_key(text)[0]) in known_messages(self.language):
+            return self.template(text, context), self.language
+        return text, "en"
 
     def error(self, exc: InputError) -> str:
         """A refusal in one sentence: field, value, what is allowed. Where the value only says what is missing
         ('empty', 'not ticked'), the sentence names the field and what is needed."""
         field, allowed = self.template(exc.field, "field"), self.template(exc.allowed)
+        field = field[:1].upper() + field[1:]  # the sentence's first word
         value = exc.value
         if isinstance(value, str) and value in STATE_VALUES:
             return self.gettext("%(field)s: %(allowed)s.", field=field, allowed=allowed)
@@ -148,9 +162,17 @@ class Translator:
 
     def number(self, value: float, digits: int = 3) -> str:
         """A number in this language's format (no thousands separator: years stay 2026), up to ``digits``
-        decimals and without trailing zeros."""
+        decimals and without trailing zeros; "-" for a missing one (NaN)."""
+        if value is None or not math.isfinite(float(value)):
+            return "-"
         return format_decimal(round(float(value), digits), format="0." + "#" * digits if digits else "0",
                               locale=self.language)
+
+    def percent(self, fraction: float | None, digits: int = 0) -> str:
+        """A fraction as a percentage ("66 %"), "-" for a missing one."""
+        if fraction is None or not math.isfinite(float(fraction)):
+            return "-"
+        return f"{self.number(100 * float(fraction), digits)} %"
 
     def date(self, value: date | datetime | str | None, style: str = "d MMM yyyy") -> str:
         if value is None:

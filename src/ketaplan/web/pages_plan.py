@@ -32,12 +32,26 @@ def _models() -> list[str]:
     return list(library_ids("pk"))
 
 
+MAIN_COLUMNS = ("course", "start_h", "end_h", "dose_mg", "cmax_ng_ml", "hours_above_analgesia",
+                "hours_above_psychotomimetic", "relief_at_end", "relief_days", "next_course_due_h")
+"""The course table a clinician reads first; the other columns of ``ketaplan simulate`` follow in a second table."""
+
+
+@dataclass
+class Table:
+    """A table of the page: its id, column titles and formatted rows (the first cell of a row is its header)."""
+
+    id: str
+    columns: list[str]
+    rows: list[list[str]]
+
+
 @dataclass
 class PlanResult:
     frame: object
     chart: str
-    columns: list[str]
-    rows: list[list[str]]
+    tables: list[Table]
+    next_due: str
 
 
 def run_plan(form: dict, t: Translator) -> PlanResult:
@@ -78,12 +92,30 @@ def run_plan(form: dict, t: Translator) -> PlanResult:
     population = simulate_population(regimen, n=POPULATION, covariates=covariates, model=model,
                                      effect_site=True, until=float(frame["time"].iloc[-1]),
                                      relief_threshold=frame.settings["relief_threshold"])
-    columns, rows = course_table(frame, t)
-    return PlanResult(frame, plan_chart(frame, population.bands, t, pain), columns, rows)
+    keys, columns, rows = course_table(frame, t)
+    main = [i for i, k in enumerate(keys) if k in MAIN_COLUMNS]
+    detail = [0] + [i for i, k in enumerate(keys) if k not in MAIN_COLUMNS]
+    tables = [Table(id_, [columns[i] for i in idx], [[r[i] for i in idx] for r in rows])
+              for id_, idx in (("plan-table", main), ("plan-levels", detail)) if len(idx) > 1]
+    return PlanResult(frame, plan_chart(frame, population.bands, t, pain), tables, next_due_sentence(frame, t))
 
 
-def course_table(frame, t: Translator) -> tuple[list[str], list[list[str]]]:
-    """The per-course table of ``ketaplan simulate`` (same columns, same numbers) in the reader's format."""
+def next_due_sentence(frame, t: Translator) -> str:
+    """How long relief lasts after the last course and when the next one is due, in one sentence."""
+    last = frame.summary.iloc[-1]
+    days, due = last.get("relief_days"), last.get("next_course_due_h")
+    if due is None or not np.isfinite(due):
+        return t.gettext("After the last course, relief lasts beyond the end of the calculation.")
+    start = frame.run.regimen.start
+    when_ = (t.datetime(start + timedelta(hours=float(due))) if start is not None
+             else t.gettext("day %(n)s", n=t.number(float(due) / 24 + 1, 0)))
+    return t.gettext("After the last course, relief lasts about %(days)s days: the next course is due on %(when)s.",
+                     days=t.number(float(days), 0), when=when_)
+
+
+def course_table(frame, t: Translator) -> tuple[list[str], list[str], list[list[str]]]:
+    """The per-course table of ``ketaplan simulate`` (same columns, same numbers) in the reader's format: the
+    summary's keys, the column titles and the rows."""
     from ketaplan.report.summary_table import SUMMARY_COLUMNS
 
     start = frame.run.regimen.start
@@ -100,12 +132,12 @@ def course_table(frame, t: Translator) -> tuple[list[str], list[list[str]]]:
                 cells.append(t.datetime(start + timedelta(hours=float(v))) if start is not None
                              else t.gettext("day %(n)s", n=t.number(float(v) / 24 + 1, 1)))
             elif fmt.endswith("%}"):
-                cells.append(f"{t.number(100 * float(v), 0)} %")
+                cells.append(t.percent(float(v)))
             else:
                 digits = int(fmt.split(".")[1][0]) if "." in fmt else 0
                 cells.append(t.number(float(v), digits))
         rows.append(cells)
-    return [t.pgettext("column", title) for title, _, _ in cols], rows
+    return [key for _, key, _ in cols], [t.pgettext("column", title) for title, _, _ in cols], rows
 
 
 def _planner(request: Request, form: dict, v: Visit, patient=None):
@@ -156,7 +188,7 @@ def patient_planner_page(request: Request, code: str):
                 hour=9, minute=0, second=0)
             form.update(regimen=(last or DEFAULT_REGIMEN).split(" starting ")[0], start=start.strftime(
                 "%Y-%m-%dT%H:%M"), threshold="30")
-        form.update(weight=form["weight"] or f"{store.latest_weight(p):g}",
+        form.update(threshold=form["threshold"] or "30", weight=form["weight"] or f"{store.latest_weight(p):g}",
                     age=form["age"] or str(store.now().year - p.birth_year), sex=form["sex"] or p.sex,
                     baseline_pain=form["baseline_pain"] or (f"{p.baseline_pain:g}" if p.baseline_pain is not None
                                                             else ""))
@@ -164,9 +196,10 @@ def patient_planner_page(request: Request, code: str):
 
 
 @router.get("/plan/routes")
-def routes_page(request: Request, dose: str = "25 mg", basis: str = "dose", weight: str = "80",
+def routes_page(request: Request, dose: str = "25 mg", basis: str = "dose", weight: str = "80", age: str = "45",
                 forms: str = "racemic"):
-    """Routes side by side (``ketaplan compare``): IV, oral, intranasal, sublingual, IM and topical."""
+    """Routes side by side (``ketaplan compare``, the same defaults): IV, oral, intranasal, sublingual, IM and
+    topical."""
     from ketaplan.planning.compare import compare
     from ketaplan.regimen.units import Kind, parse
     from ketaplan.simulation.patient import Patient
@@ -178,11 +211,12 @@ def routes_page(request: Request, dose: str = "25 mg", basis: str = "dose", weig
         t = translator(request)
         routes = request.query_params.getlist("route") or ["iv", "oral", "intranasal", "sublingual"]
         table, error = None, None
-        query = {"dose": dose[:40], "basis": basis, "weight": weight[:10], "forms": forms, "routes": routes}
+        query = {"dose": dose[:40], "basis": basis, "weight": weight[:10], "age": age[:10], "forms": forms,
+                 "routes": routes}
         try:
-            kg = number({"weight": weight}, "weight", "weight")
+            kg, years = number({"weight": weight}, "weight", "weight"), number({"age": age}, "age", "age")
             table, _, notes = compare(routes, [f for f in forms.split(",") if f], parse(dose, Kind.AMOUNT, "dose"),
-                                      basis, Patient(kg or 0.0))
+                                      basis, Patient(kg or 0.0, years))
             query["notes"] = notes
         except InputError as exc:
             error = t.error(exc)

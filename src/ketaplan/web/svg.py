@@ -18,9 +18,11 @@ from ketaplan.web.i18n import Translator
 WIDTH = 960
 LEFT, RIGHT = 78, 24
 PANEL_HEIGHT = 200
-GAP = 84
-"""Below each panel: its date labels, then its legend."""
-FONT = 15
+FONT = 18
+"""Text size in the chart's units: 18 px on a workstation (the chart is at most WIDTH px wide), 12 px on a tablet
+held upright."""
+GAP = 3 * FONT + 50
+"""Each panel's height beyond its plot: its title above, its date labels and its legend below."""
 
 
 @dataclass
@@ -114,59 +116,106 @@ def chart(panels: list[Panel], lo: float, hi: float, origin: datetime | None, t:
              f'font-size="{FONT}">',
              f'<title id="{chart_id}-title">{escape(title)}</title>',
              f'<desc id="{chart_id}-desc">{escape(desc)}</desc>']
-    y0 = 10
+    y0 = 4
     ticks = time_ticks(lo, hi, origin, t)
     for panel in panels:
         top, yticks = y_ticks(panel.top or max([1.0] + [v for s in panel.series for v in (s.y2 or s.y)
                                                         if math.isfinite(v)] + [v * 1.05 for v, _, _ in panel.lines]))
-        py = y0 + 24
+        py = y0 + FONT + 10
         ph = panel.height
 
         def y_of(v: float, py=py, ph=ph, top=top) -> float:
             return py + ph - ph * min(max(v, 0.0), top) / top
 
-        parts.append(f'<text x="{LEFT}" y="{y0 + 14}" font-weight="600" fill="#1f2933">{escape(panel.title)}'
+        parts.append(f'<text x="{LEFT}" y="{y0 + FONT}" font-weight="600" fill="#1f2933">{escape(panel.title)}'
                      f'<tspan fill="#52606d" font-weight="400"> ({escape(panel.unit)})</tspan></text>')
         for v in yticks:
             y = y_of(v)
             parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e7eb"/>')
-            parts.append(f'<text x="{LEFT - 8}" y="{y + 5:.1f}" text-anchor="end" fill="#3e4c59">'
+            parts.append(f'<text x="{LEFT - 8}" y="{y + FONT / 3:.1f}" text-anchor="end" fill="#3e4c59">'
                          f'{escape(t.number(v, 1))}</text>')
         for h, _ in ticks:
             parts.append(f'<line x1="{x_of(h):.1f}" x2="{x_of(h):.1f}" y1="{py}" y2="{py + ph}" stroke="#eef1f4"/>')
         for s in panel.series:
             parts.append(_series(s, x_of, y_of))
-        for v, label, colour in panel.lines:
-            if v <= top:
-                y = y_of(v)
-                parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{colour}" '
-                             f'stroke-width="1.5" stroke-dasharray="6 4"/>')
-                parts.append(f'<text x="{WIDTH - RIGHT - 4}" y="{y - 5:.1f}" text-anchor="end" fill="{colour}">'
-                             f'{escape(label)}</text>')
-        for h, label, colour in [*marks, *([(now_h, t.gettext("today"), "#0b3d5c")] if now_h is not None else [])]:
-            if lo <= h <= hi:
-                parts.append(f'<line x1="{x_of(h):.1f}" x2="{x_of(h):.1f}" y1="{py}" y2="{py + ph}" stroke="{colour}" '
-                             f'stroke-width="2"/>')
-                if panel is panels[0]:
-                    anchor = "end" if x_of(h) > WIDTH - 200 else "start"
-                    dx = -4 if anchor == "end" else 4
-                    parts.append(f'<text x="{x_of(h) + dx:.1f}" y="{py + 16}" text-anchor="{anchor}" '
-                                 f'fill="{colour}" font-weight="600">{escape(label)}</text>')
+        shown = [(y_of(v), label, colour) for v, label, colour in panel.lines if v <= top]
+        for y, _, colour in shown:
+            parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{colour}" '
+                         f'stroke-width="1.5" stroke-dasharray="6 4"/>')
+        for (_, label, colour), base in zip(shown, line_label_baselines([y for y, _, _ in shown], py, ph),
+                                            strict=True):
+            parts.append(f'<text x="{WIDTH - RIGHT - 4}" y="{base:.1f}" text-anchor="end" fill="{colour}"{HALO}>'
+                         f'{escape(label)}</text>')
+        visible = [(x_of(h), label, colour) for h, label, colour in
+                   [*marks, *([(now_h, t.gettext("today"), "#0b3d5c")] if now_h is not None else [])] if lo <= h <= hi]
+        for x, _, colour in visible:
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{py}" y2="{py + ph}" stroke="{colour}" '
+                         f'stroke-width="2"/>')
+        if panel is panels[0]:
+            for (x, label, colour), (anchor, row) in zip(visible, mark_label_places(
+                    [(x, label) for x, label, _ in visible]), strict=True):
+                dx = -4 if anchor == "end" else 4
+                parts.append(f'<text x="{x + dx:.1f}" y="{py + FONT + 2 + row * (FONT + 4)}" text-anchor="{anchor}" '
+                             f'fill="{colour}" font-weight="600"{HALO}>{escape(label)}</text>')
         parts.append(f'<rect x="{LEFT}" y="{py}" width="{plot_w}" height="{ph}" fill="none" stroke="#9aa5b1"/>')
         for h, label in ticks:
-            parts.append(f'<text x="{x_of(h):.1f}" y="{py + ph + 20}" text-anchor="middle" fill="#3e4c59">'
+            parts.append(f'<text x="{x_of(h):.1f}" y="{py + ph + FONT + 6}" text-anchor="middle" fill="#3e4c59">'
                          f'{escape(label)}</text>')
         legend_x = LEFT
         for s in panel.series:
             if not s.label:
                 continue
-            parts.append(f'<rect x="{legend_x}" y="{py + ph + 36}" width="14" height="10" fill="{s.colour}" '
+            parts.append(f'<rect x="{legend_x}" y="{py + ph + 2 * FONT + 11}" width="16" height="12" fill="{s.colour}" '
                          f'opacity="{0.35 if s.kind == "band" else 1}"/>')
-            parts.append(f'<text x="{legend_x + 19}" y="{py + ph + 46}" fill="#1f2933">{escape(s.label)}</text>')
-            legend_x += 30 + 8.2 * len(s.label)
-        y0 = py + ph + GAP - 24
+            parts.append(f'<text x="{legend_x + 21}" y="{py + ph + 2 * FONT + 22}" fill="#1f2933">'
+                         f'{escape(s.label)}</text>')
+            legend_x += 37 + text_width(s.label)
+        y0 = py + ph + GAP - FONT - 10
     parts.append("</svg>")
     return "".join(parts)
+
+
+HALO = ' paint-order="stroke" stroke="#fff" stroke-width="4" stroke-linejoin="round"'
+"""A white outline under labels, so that no line drawn across a label makes it hard to read."""
+
+
+def text_width(label: str, bold: bool = False) -> float:
+    """The width of a label at :data:`FONT` (an estimate: average glyph width of a sans-serif font)."""
+    return len(label) * FONT * (0.6 if bold else 0.55)
+
+
+def line_label_baselines(ys: list[float], py: float, ph: float) -> list[float]:
+    """Baselines of the labels of horizontal reference lines at heights ``ys`` (in the panel from ``py``, ``ph``
+    high): just above each line, moved apart where lines lie closer than a line of text, and inside the panel."""
+    step = FONT + 2
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    base = {}
+    previous = py + FONT - step  # the first label may start at the top of the panel
+    for i in order:  # top to bottom: each label at least a line of text below the one above
+        base[i] = previous = max(ys[i] - 5, previous + step)
+    following = py + ph - 3 + step
+    for i in reversed(order):  # bottom to top: none below the panel
+        base[i] = following = min(base[i], following - step)
+    return [base[i] for i in range(len(ys))]
+
+
+def mark_label_places(marks: list[tuple[float, str]]) -> list[tuple[str, int]]:
+    """For labels of vertical lines at x (left to right or not): the side of the line each is written on
+    ('start': right of it, 'end': left of it, near the right edge) and its row, so that no two overlap."""
+    rows: list[list[tuple[float, float]]] = []
+    places: list[tuple[str, int]] = [("start", 0)] * len(marks)
+    for i in sorted(range(len(marks)), key=lambda k: marks[k][0]):
+        x, label = marks[i]
+        w = text_width(label, bold=True) + 8
+        anchor = "end" if x + w > WIDTH - RIGHT else "start"
+        span = (x - w, x) if anchor == "end" else (x, x + w)
+        row = next((r for r, taken in enumerate(rows) if all(span[1] <= a or span[0] >= b for a, b in taken)),
+                   len(rows))
+        if row == len(rows):
+            rows.append([])
+        rows[row].append(span)
+        places[i] = (anchor, row)
+    return places
 
 
 def _series(s: Series, x_of, y_of) -> str:
