@@ -123,6 +123,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def smtp_server():
+    """A real local SMTP server (aiosmtpd) for 'Mail ons': yields its port and the list of messages it took."""
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope)
+            return "250 OK"
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller.port, inbox.messages
+    controller.stop()
+
+
 class Server:
     """``ketaplan serve`` in a subprocess on a free loopback port."""
 

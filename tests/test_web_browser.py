@@ -38,28 +38,7 @@ WORDS = {
 
 
 @pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    from conftest import free_port
-
-    class Inbox:
-        def __init__(self) -> None:
-            self.messages: list = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(envelope)
-            return "250 OK"
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
-
-
-@pytest.fixture
-def server(tmp_path, smtp):
+def server(tmp_path, smtp_server):
     engine = fresh_engine("sqlite", tmp_path)
     seed_clinic(engine)
     version = store.privacy_statement()[0]
@@ -77,9 +56,9 @@ def server(tmp_path, smtp):
     config = tmp_path / "clinic.toml"
     config.write_text(f'clinic = "Pijnpoli Ziekenhuis Oost"\ncontact = "pijnpoli@example.org, 020 123 45 67"\n'
                       f'language = "nl"\npublic_url = "https://pijn.example.org"\n\n[mail]\nhost = "127.0.0.1"\n'
-                      f'port = {smtp[0]}\nsender = "ketaplan@example.org"\nto = ["pijnpoli@example.org"]\n')
+                      f'port = {smtp_server[0]}\nsender = "ketaplan@example.org"\nto = ["pijnpoli@example.org"]\n')
     srv = Server(str(engine.url), tmp_path / "server.log", "--config", str(config))
-    srv.inbox = smtp[1]
+    srv.inbox = smtp_server[1]
     yield srv
     srv.stop()
 
@@ -254,6 +233,6 @@ def test_a_nurses_day_in_the_browser(server, language):
         browser.close()
     assert day.problems == []
     assert errors == [] and external == []
-    assert len(server.inbox.messages) == 1 and b"jan@example.org" not in server.inbox.messages[0].content
+    assert len(server.inbox) == 1 and b"jan@example.org" not in server.inbox[0].content
     log = server.log_path.read_text()
     assert "KP-0100" not in log and "jan@example.org" not in log

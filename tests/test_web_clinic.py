@@ -526,41 +526,20 @@ def test_the_pump_sheet_says_when_the_hang_time_ends_a_container_first(engine):
 
 # --- 'Mail ons' ------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-
-    from conftest import free_port
-
-    class Inbox:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(envelope)
-            return "250 OK"
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller, inbox
-    controller.stop()
-
-
 def request_data(client) -> dict:
     return {"csrf_token": csrf_of(client.get("/request").text), "name": "Jan Jansen", "contact": "jan@example.org",
             "message": "Pijn in beide voeten", "consent": "yes", "consent_version": VERSION}
 
 
 def test_a_new_request_notifies_the_clinic_without_health_data(engine, smtp_server):
-    controller, inbox = smtp_server
-    mail = {"host": "127.0.0.1", "port": controller.port, "sender": "ketaplan@example.org",
+    port, messages = smtp_server
+    mail = {"host": "127.0.0.1", "port": port, "sender": "ketaplan@example.org",
             "to": ["pijnpoli@example.org"]}
     public = TestClient(app(engine, "nl", clinic="Pijnpoli Oost", public_url="https://pijn.example.org", mail=mail))
     r = public.post("/request", data=request_data(public))
     assert r.status_code == 200 and "Wij hebben uw verzoek ontvangen" in r.text
-    assert len(inbox.messages) == 1
-    envelope = inbox.messages[0]
+    assert len(messages) == 1
+    envelope = messages[0]
     text = envelope.content.decode()
     assert envelope.rcpt_tos == ["pijnpoli@example.org"] and "https://pijn.example.org/inbox" in text
     assert "Pijnpoli Oost" in text
