@@ -16,13 +16,14 @@ from ketaplan.cli import (
     dataset_cmd,
     estimate_cmd,
     fit_cmd,
+    learn_cmd,
     models_cmd,
     population_cmd,
     pump_cmd,
     serve_cmd,
     simulate_cmd,
 )
-from ketaplan.cli.common import NEGATIVE_NUMBER, join_quantity_arguments
+from ketaplan.cli.common import NEGATIVE_NUMBER, guarded, join_quantity_arguments
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ketaplan: plan, simulate and follow ketamine therapy for refractory neuropathic pain.")
@@ -39,6 +40,8 @@ app.command("population")(population_cmd.population_command)
 app.command("search")(population_cmd.search_command)
 app.add_typer(models_cmd.models_app, name="models")
 app.add_typer(clinic_cmd.clinic_app, name="clinic")
+clinic_cmd.clinic_app.command("learn")(guarded(learn_cmd.learn_command))
+clinic_cmd.clinic_app.add_typer(learn_cmd.models_app, name="models")
 
 
 def main() -> None:

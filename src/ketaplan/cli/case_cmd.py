@@ -33,6 +33,7 @@ def case_report_command(
         longest_relief_by_half_life,
         matching_c50,
         relief_weeks,
+        spread_paragraph,
     )
 
     if not out_dir.is_dir():
@@ -47,7 +48,7 @@ def case_report_command(
         step("finding the values that would match")
         c50 = matching_c50(OBSERVED_MEAN_WEEKS, weight, 59)
         step("drawing")
-        callout = comparison(predicted, (best_weeks, best_half_life), c50, relief_threshold)
+        callout = comparison(predicted, (best_weeks, best_half_life), c50, relief_threshold, spread_paragraph(frame))
         write_atomically(png, lambda p: save(simulation_figure(frame), p))
         step("writing the report")
         write_report(frame, html, title="Case report: repeated 5-day ketamine infusions for 3.5 years",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import math
 import os
 from pathlib import Path
 
 import typer
 
+from ketaplan.cli.clinic_session import actor_name, clinic_engine, clinic_session
 from ketaplan.cli.common import console, guarded, parse_when, write_atomically
 from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
@@ -20,22 +21,15 @@ ACTOR = typer.Option(None, "--as", help="Who records this (default: your login n
 
 
 def _engine(db: str | None, initialised: bool = True):
-    from ketaplan.course.db import make_engine, require_schema
-
-    engine = make_engine(db)
-    if initialised:
-        require_schema(engine)
-    return engine
+    return clinic_engine(db, initialised)
 
 
 def _actor(name: str | None) -> str:
-    return (name or os.environ.get("KETAPLAN_USER") or getpass.getuser()).strip()
+    return actor_name(name)
 
 
 def _session(db):
-    from ketaplan.course.db import transaction
-
-    return transaction(_engine(db))
+    return clinic_session(db)
 
 
 @clinic_app.command("init")
@@ -258,18 +252,21 @@ def note_command(code: str, text: str, db: str = DB, actor: str = ACTOR) -> None
 
 @clinic_app.command("show")
 @guarded
-def show_command(code: str, db: str = DB) -> None:
+def show_command(code: str, db: str = DB,
+                 model: str = typer.Option(None, help="Forecast with this model instead of the one in use: "
+                                                      "'published' or a learned version number (to compare).")
+                 ) -> None:
     """A patient's course over the years, the individualized forecast and the next-course date."""
     from sqlalchemy import select
 
     from ketaplan.course import store
     from ketaplan.course.alerts import patient_alerts
-    from ketaplan.course.forecast import cached_forecast
+    from ketaplan.course.forecast import cached_forecast, compute_forecast
     from ketaplan.course.schema import PainEntry
 
     with _session(db) as s:
         p = store.get_patient(s, code)
-        fc = cached_forecast(s, p)
+        fc = cached_forecast(s, p) if model is None else compute_forecast(s, p, choice=_model_choice(model))
         alerts = patient_alerts(s, p, fc, store.now())
         entries = s.scalars(select(PainEntry).where(PainEntry.patient_id == p.id)).all()
         console.print(f"[bold]{p.code}[/]: born {p.birth_year}, {p.sex}, {p.diagnosis}; {store.latest_weight(p):g} kg; "
@@ -288,14 +285,28 @@ def show_command(code: str, db: str = DB) -> None:
         console.print(f"ALERT ({a.severity}) {a.message}", highlight=False)
 
 
+def _model_choice(text: str) -> int | str:
+    value = text.strip().lower()
+    if value == "published":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError("--model", text, "'published' or a learned version number") from None
+
+
 def print_forecast(fc: dict) -> None:
     if fc.get("status") != "ok":
         console.print(f"forecast: {fc.get('status')}")
         return
     lo, mid, hi = (d[:10] if d else "beyond the horizon" for d in fc["next_due"])
     days = fc["relief_days"]
-    console.print(f"Relief after the last course: {days[1]:.0f} days; next course due [bold]{mid}[/] (90 %: {lo} to "
-                  f"{hi})", highlight=False)
+    def d(x) -> str:
+        return "beyond the horizon" if x is None or not math.isfinite(x) else f"{x:.0f}"
+
+    console.print(f"Relief after the last course: median {d(days[1])} days (90 %: {d(days[0])} to {d(days[2])}); next "
+                  f"course due [bold]{mid}[/] (90 %: {lo} to {hi}); model: {fc.get('model', 'published')}",
+                  highlight=False)
     if fc.get("p_responder") is not None:
         console.print(f"Probability of response (diary): {fc['p_responder']:.0%}", highlight=False)
     for w in fc.get("warnings", []):
@@ -417,3 +428,4 @@ def disable_user_command(username: str, admin: str = typer.Option(..., help="The
             raise InputError("--admin", admin, "no such user")
         disable_user(s, actor, username)
     console.print(f"disabled {username}")
+

@@ -22,6 +22,50 @@ from ketaplan.cli.common import (
 from ketaplan.errors import InputError
 
 MAX_REPLICATES = 100_000
+LIBRARY = "library:"
+
+
+def _estimate_relief(data: Path | None, prior_name: str, prior_weight: float | None, folds: int, seed: int,
+                     out_dir: Path, as_json: bool) -> None:
+    """The library's relief model learned from a NONMEM-style dataset, with the published values as priors."""
+    import time
+
+    from ketaplan.cli.learn_cmd import print_learning
+    from ketaplan.estimation.learn_summary import summarize
+    from ketaplan.estimation.learn_validation import cross_validate
+    from ketaplan.estimation.library_cohort import bind, relief_table
+    from ketaplan.estimation.library_estimation import learn
+    from ketaplan.estimation.priors import DEFAULT_PRIOR_WEIGHT, load_prior
+    from ketaplan.estimation.relief_dataset import relief_cohort
+    from ketaplan.nonmem.dataset import read_dataset
+    from ketaplan.regimen.events import Regimen
+    from ketaplan.simulation.run import model_for
+
+    if data is None:
+        raise InputError("DATA", None, "a dataset file (CSV or Parquet) for a library model")
+    weight = DEFAULT_PRIOR_WEIGHT if prior_weight is None else prior_weight
+    prior = load_prior(prior_name, weight)
+    cohort = relief_cohort(read_dataset(data))
+    spec = model_for(Regimen(tuple(e for p in cohort.patients for e in p.regimen.events)))
+    started = time.perf_counter()
+    with err_console.status("preparing") as status:
+        bound = bind(spec, cohort, prior.variances)
+        table = relief_table(bound)
+        result = learn(bound, prior, table=table, on_iteration=lambda i, f: status.update(
+            f"learning: iteration {i}, objective {f:.1f} ({time.perf_counter() - started:.0f} s)"))
+        status.update("checking on held-out individuals")
+        timing = cross_validate(bound, prior, result, table, folds=folds, seed=seed) if folds else None
+    summary = summarize(result, prior, timing, {"RELIEF_EMAX": "fixed at full relief (1), as published"},
+                        len(cohort))
+    summary.update({"model": spec.id, "prior": prior_name, "prior_weight": weight, "data": str(data)})
+    text = json.dumps(json_ready(summary), indent=2) + "\n"
+    write_folder_atomically(out_dir, {"estimates.json": text.encode()})
+    if as_json:
+        typer.echo(text, nl=False)
+        return
+    print_learning(f"{prior_name} learned from {data} ({len(cohort)} individuals), prior weight {weight:g}",
+                   summary, "dataset")
+    console.print(f"wrote {out_dir / 'estimates.json'}", highlight=False)
 
 
 @guarded
@@ -42,9 +86,19 @@ def estimate_command(
                                            "vpc.csv and the PNG figures (made if missing)."),
     report: Path = typer.Option(None, help="Self-contained HTML report."),
     as_json: bool = typer.Option(False, "--json", help="Print estimates.json to stdout."),
+    prior_weight: float = typer.Option(None, help="library:MODEL only: weight of the published values as priors "
+                                                  "(default 0.25; 1 their stated precision, 0 the data alone)."),
+    folds: int = typer.Option(5, help="library:MODEL only: folds of the held-out next-course timing check."),
 ) -> None:
-    """Estimate THETA, OMEGA and SIGMA as NONMEM does, with standard errors, diagnostics and a pcVPC."""
+    """Estimate THETA, OMEGA and SIGMA as NONMEM does, with standard errors, diagnostics and a pcVPC.
+
+    With --model library:dahan_2011_crps_pkpd the dataset's courses, levels and pain scores (DVID 1, 2, 3)
+    refit the relief model of the library with the published values as priors, as `ketaplan clinic learn`
+    does with a clinic's record."""
     _check_folder(out_dir)
+    if str(model).startswith(LIBRARY):
+        _estimate_relief(data, str(model)[len(LIBRARY):], prior_weight, folds, seed, out_dir, as_json)
+        return
     check_output(report, "--report", (".html",))
     if not 20 <= replicates <= MAX_REPLICATES:
         raise InputError("--replicates", replicates, f"a whole number from 20 to {MAX_REPLICATES:,}")

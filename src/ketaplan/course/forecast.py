@@ -1,8 +1,8 @@
 """A patient's individualized forecast from the record: fit the levels and pain diary, then next course due.
 
-The origin (time 0) is the earliest infusion, level or diary entry. Infusion segments become
-constant-rate doses; the clinician's baseline pain, if recorded, is a diary entry at the first
-infusion. Results are cached per patient and recomputed when the record changes.
+The record is read by :func:`ketaplan.course.cohort.record_case`; the model is the default one for the drug
+form, or the clinic's learned version when an admin has put one in use. Results are cached per patient and
+recomputed when the record (or the model in use) changes.
 """
 
 from __future__ import annotations
@@ -13,75 +13,44 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ketaplan.course.schema import DrugLevel, ForecastCache, PainEntry, Patient
-from ketaplan.course.store import active, latest_weight, now
+from ketaplan.course.cohort import record_case
+from ketaplan.course.model_versions import model_in_use
+from ketaplan.course.schema import ForecastCache, Patient
+from ketaplan.course.store import now
 from ketaplan.individualize.api import PatientFit, fit_case
 from ketaplan.individualize.dataset import FitCase
 from ketaplan.individualize.estimate import prior_estimate
-from ketaplan.individualize.observations import PAIN, Observations
 from ketaplan.individualize.problem import SpecModel, prior_problem, random_effects, spec_problem
+from ketaplan.models.spec import ModelSpec
 from ketaplan.planning.next_course import follow_up
-from ketaplan.regimen.events import DoseEvent, Regimen
-from ketaplan.simulation.patient import Patient as PKPatient
-from ketaplan.simulation.run import analyte_outputs, model_for
 
 CURVE_POINTS = 600
 log = logging.getLogger("ketaplan.course")
 
 
-def _hours(t: datetime, origin: datetime) -> float:
-    return (t - origin).total_seconds() / 3600.0
-
-
-def compute_forecast(s: Session, p: Patient, threshold: float = 0.3) -> dict:
-    """The forecast as plain data (dates as ISO text); {'status': ...} explains when there is none."""
-    segments = [i for c in p.courses for i in active(c.infusions)]
-    if not segments:
+def compute_forecast(s: Session, p: Patient, threshold: float = 0.3, model: ModelSpec | None = None,
+                     choice: int | str | None = None) -> dict:
+    """The forecast as plain data (dates as ISO text); {'status': ...} explains when there is none. ``model``
+    replaces the record's model; ``choice`` picks a learned version by number or 'published' (to compare);
+    otherwise the version in use."""
+    case = record_case(s, p)
+    if case is None:
         return {"status": "no infusion recorded yet"}
-    levels = s.scalars(select(DrugLevel).where(DrugLevel.patient_id == p.id, DrugLevel.voided_at.is_(None))).all()
-    diary = s.scalars(select(PainEntry).where(PainEntry.patient_id == p.id, PainEntry.voided_at.is_(None))).all()
-    first = min(i.start for i in segments)
-    origin = min([first] + [lv.taken_at for lv in levels] + [e.recorded_at for e in diary])
-    events = tuple(DoseEvent(time=_hours(i.start, origin), amount=i.rate_mg_h * _hours(i.end, i.start),
-                             rate=i.rate_mg_h, route=i.route) for i in sorted(segments, key=lambda x: x.start))
-    regimen = Regimen(events, drug=p.drug)
-    spec = model_for(regimen)
-    parent, metabolite, _ = analyte_outputs(spec)
-    names = {"ketamine": parent, "s-ketamine": parent, "norketamine": metabolite, "s-norketamine": metabolite}
-    times, outputs, values, blq, lloq = [], [], [], [], []
-    for lv in levels:
-        if lv.taken_at < first or names.get(lv.analyte) is None:
-            continue
-        times.append(_hours(lv.taken_at, origin))
-        outputs.append(names[lv.analyte])
-        values.append(lv.value_ng_ml if lv.value_ng_ml is not None else np.nan)
-        blq.append(lv.blq)
-        lloq.append(lv.lloq_ng_ml if lv.lloq_ng_ml is not None else np.nan)
-    entries = [(_hours(e.recorded_at, origin), float(e.nrs)) for e in diary]
-    if p.baseline_pain is not None:
-        entries.append((_hours(first, origin), float(p.baseline_pain)))
-    for t, v in entries:
-        times.append(t)
-        outputs.append(PAIN)
-        values.append(v)
-        blq.append(False)
-        lloq.append(np.nan)
-    age = now().year - p.birth_year
-    patient = PKPatient(latest_weight(p), float(min(max(age, 0), 120)), p.sex)
-    if times:
-        obs = Observations.of(times, outputs, values, blq, lloq)
-        problem, model = spec_problem(spec, regimen, patient.covariates(), obs, label=p.code, row_label="record")
-        fitted = fit_case(FitCase(p.code, p.id, problem, model, patient))
+    spec, model_label = (model, model.id) if model is not None else model_in_use(s, case.regimen, choice)
+    if case.observations is not None:
+        problem, fit_model = spec_problem(spec, case.regimen, case.patient.covariates(), case.observations,
+                                          label=p.code, row_label="record")
+        fitted = fit_case(FitCase(p.code, p.id, problem, fit_model, case.patient))
     else:
-        model = SpecModel(spec, regimen, patient.covariates(), random_effects(spec, regimen, patient.covariates())[0])
-        fitted = PatientFit(FitCase(p.code, p.id, prior_problem(model), model, patient),
-                            prior_estimate(prior_problem(model)))
-    fu = follow_up(fitted.estimate, model, threshold, draws=200)
-    return _payload(fu, fitted, origin, threshold)
+        covariates = case.patient.covariates()
+        fit_model = SpecModel(spec, case.regimen, covariates, random_effects(spec, case.regimen, covariates)[0])
+        fitted = PatientFit(FitCase(p.code, p.id, prior_problem(fit_model), fit_model, case.patient),
+                            prior_estimate(prior_problem(fit_model)))
+    fu = follow_up(fitted.estimate, fit_model, threshold, draws=200)
+    return {**_payload(fu, fitted, case.origin, threshold), "model": model_label}
 
 
 def _payload(fu, fitted, origin: datetime, threshold: float) -> dict:

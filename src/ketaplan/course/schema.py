@@ -245,3 +245,27 @@ class AppSecret(Base):
     __tablename__ = "app_secrets"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
+
+
+class ModelVersion(Base):
+    """A relief model learned from the clinic's record, with its provenance. Forecasts use the one version
+    ``in_use`` (accepted by an admin); without one they use the published model."""
+
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    clinic: Mapped[str] = mapped_column(String(200))
+    drug: Mapped[str] = mapped_column(String(16))
+    base_model: Mapped[str] = mapped_column(String(200))
+    n_patients: Mapped[int] = mapped_column(Integer)
+    prior: Mapped[str] = mapped_column(String(200))
+    prior_weight: Mapped[float] = mapped_column(Float)
+    ketaplan_version: Mapped[str] = mapped_column(String(32))
+    result: Mapped[str] = mapped_column(Text)  # JSON: estimates, intervals, shrinkage, objective, timing check
+    status: Mapped[str] = mapped_column(String(16), default="proposed")
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    accepted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    in_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (CheckConstraint("status in ('proposed', 'accepted', 'rejected')",
+                                      name="ck_model_versions_status"),)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ketaplan.errors import InputError
+from ketaplan.models.learned import with_values
 from ketaplan.models.spec import ModelSpec
 from ketaplan.regimen.events import Regimen
 from ketaplan.regimen.safety import Finding, check_courses, check_levels, check_regimen
@@ -27,7 +28,7 @@ from ketaplan.simulation.summary import course_summary
 class SimulationFrame(pd.DataFrame):
     """A time-course DataFrame that also carries the per-course summary, findings and model."""
 
-    _metadata: ClassVar[list[str]] = ["summary", "findings", "spec", "notes", "run", "settings"]
+    _metadata: ClassVar[list[str]] = ["summary", "findings", "spec", "notes", "run", "settings", "relief_spread"]
 
     @property
     def _constructor(self):
@@ -46,7 +47,13 @@ class SimulationFrame(pd.DataFrame):
             "settings": self.settings,
             "model": {"id": self.spec.id, "title": self.spec.title,
                       "citations": [c.text for c in self.spec.citations], "caveats": list(self.spec.caveats)},
-            "summary": summary.replace({np.nan: None}).to_dict(orient="records"),
+            "summary": summary.replace({np.nan: None, np.inf: None}).to_dict(orient="records"),
+            "relief": None if getattr(self, "relief_spread", None) is None else {
+                "p_response": self.relief_spread.p_response, "threshold": self.relief_spread.threshold,
+                "draws": self.relief_spread.draws,
+                "meaning": "relief_days_* and next_due_*_h: 5th percentile, median and 95th percentile over "
+                           "patients like this one who respond; null: still relieved when the next course starts "
+                           "or at the end"},
             "findings": [f.as_dict() for f in self.findings],
             "notes": list(self.notes),
             "disclaimer": "Decision support for clinicians and researchers, not a prescription.",
@@ -99,8 +106,12 @@ def simulate(
                                 f"the simulation ends at {horizon:g} h, inside course {cut[0].index} (which ends at "
                                 f"{cut[0].end:g} h): its numbers cover only part of it; extend --until",
                                 "ketaplan"))
+    from ketaplan.planning.relief_spread import relief_spread
+
+    spread_spec = with_values(spec, overrides, "--set") if overrides else spec
     frame = SimulationFrame(run.frame)
-    frame.summary = summary
+    frame.relief_spread = relief_spread(spread_spec, reg, pat, relief_threshold)
+    frame.summary = with_spread(summary, frame.relief_spread)
     frame.findings = sorted(findings, key=lambda f: ("refused", "warning", "info").index(f.severity))
     frame.spec = spec
     frame.run = run
@@ -119,8 +130,25 @@ def _relief_notes(spec: ModelSpec, threshold: float) -> list[str]:
     layer = relief_layer(spec)
     if layer is None:
         return []
-    return [f"Predicted relief is for a responder ({spec.parameters[layer.p_response].value:.0%} of patients respond "
-            f"in Dahan 2011); the next course is due when relief falls below {threshold:.0%} of baseline pain."]
+    p = spec.parameters[layer.p_response].value if isinstance(layer.p_response, str) else layer.p_response
+    return [f"Probability of response {p:.0%} (Dahan 2011). How long relief lasts and when the next course is due "
+            f"are the median and 90 % interval over patients like this one who respond, from the model's "
+            f"between-patient variability; the next course is due when relief falls below {threshold:.0%} of "
+            "baseline pain. A non-responder gets no lasting relief."]
+
+
+def with_spread(summary: pd.DataFrame, spread) -> pd.DataFrame:
+    """The per-course summary with the spread of relief and next-course time (median, 5th and 95th
+    percentile; infinite: still relieved when the next course starts or at the end) and the probability of
+    response."""
+    if spread is None or len(summary) != len(spread.courses):
+        return summary
+    out = summary.copy()
+    for key, index in (("p5", 0), ("median", 1), ("p95", 2)):
+        out[f"relief_days_{key}"] = [c.days[index] for c in spread.courses]
+        out[f"next_due_{key}_h"] = [c.due_h[index] for c in spread.courses]
+    out["p_response"] = spread.p_response
+    return out
 
 
 def run_of(frame: SimulationFrame) -> PatientRun:

@@ -55,12 +55,40 @@ def matching_c50(target_weeks: float, weight: float, age: float) -> float:
         return float("nan")
 
 
-def comparison(predicted_weeks: float, best_by_half_life: tuple[float, float], c50: float, threshold: float) -> dict:
+def spread_paragraph(frame) -> str | None:
+    """Where the observed 10-12 weeks fall among the durations the model predicts for patients like this one
+    (first course; the spread over between-patient variability, responders only) and the chance of response."""
+    spread = getattr(frame, "relief_spread", None)
+    if spread is None:
+        return None
+    first = spread.courses[0]
+    lo, mid, hi = (d / 7.0 for d in first.days)
+    at_least = {w: first.share_at_least(7 * w) for w in OBSERVED_WEEKS}
+
+    def weeks(x: float) -> str:
+        return f"{x:.1f}" if np.isfinite(x) else "beyond the next course"
+
+    def share(w: float) -> str:
+        if at_least[w] == 0:
+            return f"none of the {len(first.drawn_days)} simulated responders"
+        return f"{100 * at_least[w]:.1f} % of responders"
+
+    return (f"Over patients like him who respond (probability of response {spread.p_response:.0%}), relief after "
+            f"a course lasts a median {weeks(mid)} weeks (90 %: {weeks(lo)}-{weeks(hi)} weeks). Relief of "
+            f"{OBSERVED_WEEKS[0]:g} weeks or longer is predicted for {share(OBSERVED_WEEKS[0])}, of "
+            f"{OBSERVED_WEEKS[1]:g} weeks or longer for {share(OBSERVED_WEEKS[1])}: "
+            + ("the observed relief lies in the far tail of the prediction." if at_least[OBSERVED_WEEKS[0]] < 0.05
+               else "the observed relief is within the predicted range."))
+
+
+def comparison(predicted_weeks: float, best_by_half_life: tuple[float, float], c50: float, threshold: float,
+               spread_text: str | None = None) -> dict:
     """Plain words on how the default model's relief duration compares with the 10-12 weeks observed."""
     lo, hi = OBSERVED_WEEKS
     if np.isfinite(predicted_weeks) and predicted_weeks < lo:
-        verdict = (f"The default model predicts relief above {threshold:.0%} for {predicted_weeks:.1f} weeks "
-                   f"after each 5-day course. The patient's relief lasted {lo:g}-{hi:g} weeks, about "
+        verdict = (f"For a typical responder the default model predicts relief above {threshold:.0%} for "
+                   f"{predicted_weeks:.1f} weeks after each 5-day course. The patient's relief lasted {lo:g}-{hi:g} "
+                   "weeks, about "
                    f"{OBSERVED_MEAN_WEEKS / predicted_weeks:.1f} times longer: the model under-predicts this "
                    "patient's relief.")
     elif np.isfinite(predicted_weeks) and predicted_weeks > hi:
@@ -71,6 +99,7 @@ def comparison(predicted_weeks: float, best_by_half_life: tuple[float, float], c
                    f"within the {lo:g}-{hi:g} weeks observed.")
     paragraphs = [
         verdict,
+        *([spread_text] if spread_text else []),
         "Why they can differ: the long-lasting relief model (Dahan 2011) was fitted in CRPS type 1 patients given "
         "S-ketamine for 100 hours, and its functional form is partly assumed; here it is applied to racemic ketamine "
         "(the S part taken as half the racemic level) in polyneuropathy. Both are extrapolations.",
