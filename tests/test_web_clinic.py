@@ -169,6 +169,11 @@ def test_next_course_due_takes_a_planned_course_into_account(engine):
         assert next_course(p, {"status": "none"}).source == "planned"
 
 
+def test_the_patient_page_names_the_relief_model_of_its_forecast(engine):
+    page = staff(engine, language="nl").get("/patients/KP-0001").text
+    assert "Model voor de verlichting: de gepubliceerde waarden." in page
+
+
 def test_the_forecast_speaks_plainly(engine, monkeypatch):
     import ketaplan.course.forecast as forecast
 
