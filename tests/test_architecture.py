@@ -13,7 +13,7 @@ import ketaplan
 PACKAGE = Path(ketaplan.__file__).parent
 
 LAYERS = (
-    ("errors", "_lazy", "_data"),
+    ("errors", "_lazy", "_data", "limits", "user_yaml", "finite"),
     ("regimen",),
     ("models",),
     ("engine",),
@@ -22,7 +22,7 @@ LAYERS = (
     ("population",),
     ("individualize",),
     ("estimation",),
-    ("planning",),
+    ("planning", "validation"),
     ("course",),
     ("report",),
     ("web", "cli"),

@@ -17,8 +17,8 @@ runner = CliRunner()
 def test_headline_prints_levels_from_the_engine():
     result = runner.invoke(app, ["headline"])
     assert result.exit_code == 0, result.output
-    expected = predict("domino_racemic_3cmt_nk", Regimen.infusion("20 mg/h", duration="5 d"), Patient(80, 59, "male"),
-                       [1, 24, 120, 121, 130])["ketamine"]
+    expected = predict("domino_racemic_3cmt_nk:kamp2020", Regimen.infusion("20 mg/h", duration="5 d"),
+                       Patient(80, 59, "male"), [1, 24, 120, 121, 130])["ketamine"]
     for value in expected:
         assert f"{value:.1f}" in result.output
     assert "Domino" in result.output and "not a prescription" in result.output

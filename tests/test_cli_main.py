@@ -42,7 +42,8 @@ def test_simulate_json():
     r = invoke("simulate", SEED, "--weight", "80", "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert data["summary"][0]["css_avg_ng_ml"] == pytest.approx(20 / (115.92 * 80 / 70) * 1000, rel=1e-3)
+    # default clearance: Domino's 115.92 L/h/70 kg x 0.6816 (the Kamp 2020 mean, 79 L/h/70 kg), linear in weight
+    assert data["summary"][0]["css_avg_ng_ml"] == pytest.approx(20 / (115.92 * 0.6816 * 80 / 70) * 1000, rel=1e-3)
     assert data["findings"] and data["model"]["citations"]
 
 

@@ -12,15 +12,32 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from conftest import invoke_cli
+from ketaplan import Patient, predict
 from ketaplan.cli.common import console, json_number, json_ready
+from ketaplan.models.library import DEFAULT_MODELS
+from ketaplan.planning.regimen_search import search_regimens
+from ketaplan.regimen.events import DoseEvent, Regimen
 
 SEED = "20 mg/h IV for 5 d every 11 weeks x 2 starting 2026-12-01 09:00"
 WEIGHT_BASED = "0.35 mg/kg/h IV for 4 h daily x 10 days (max 25 mg/h)"
+KAMP_CL = 79.0
+"""Racemic ketamine clearance (L/h/70 kg; Kamp 2020 weighted mean), linear in weight in the default model."""
+KOPPEL_RATIO = 1.0 / 1.2
+"""Norketamine / ketamine at steady state (Köppel): the default norketamine clearance is KAMP_CL / KOPPEL_RATIO at
+70 kg, scaled with weight^0.75 (Otto 2021 encoding), and all eliminated ketamine forms norketamine."""
+
+
+def steady_state(rate_mg_h: float, weight: float) -> tuple[str, str]:
+    """Ketamine and norketamine steady state (ng/mL, as printed) of a constant infusion: rate / CL for each."""
+    ketamine = rate_mg_h / (KAMP_CL * weight / 70) * 1000
+    norketamine = rate_mg_h / (KAMP_CL / KOPPEL_RATIO * (weight / 70) ** 0.75) * 1000
+    return f"{ketamine:.1f}", f"{norketamine:.1f}"
 
 
 @pytest.fixture(params=[80, 160])
@@ -47,8 +64,9 @@ def assert_reads(text: str, width: int, *whole: str) -> None:
 
 def test_simulate_course_table(width):
     text = run("simulate", SEED, "--weight", "80")
+    ketamine, norketamine = steady_state(20, 80)  # both reached within the 5 days (Cmax, Css, NK Cmax)
     assert_reads(text, width, "start", "Cmax", "Css", "h>analg", "h>psych", "NK Cmax", "NK AUC", "lasts d",
-                 "next due", "2026-12-01 09:00", "2027-02-16 09:00", "151.0", "313.6", "not a prescription")
+                 "next due", "2026-12-01 09:00", "2027-02-16 09:00", ketamine, norketamine, "not a prescription")
     assert ("(continued)" in text) == (width == 80)  # stacked parts at 80 columns, one table at 160
 
 
@@ -58,7 +76,8 @@ def test_case_report_course_table(width, tmp_path):
 
 
 def test_headline(width):
-    assert_reads(run("headline"), width, "ketamine", "norketamine", "ng/mL", "150.9")
+    # 80 kg (the command's default); the level at 120 h is the steady state
+    assert_reads(run("headline"), width, "ketamine", "norketamine", "ng/mL", steady_state(20, 80)[0])
 
 
 @pytest.mark.parametrize(("args", "whole"), [
@@ -76,8 +95,11 @@ def test_pump_tables(width, args, whole):
 
 def test_compare_table(width):
     text = run("compare")
+    # racemic IV Cmax: 25 mg over 40 min peaks at the end of the infusion (70 kg, 45 years: the defaults)
+    iv = Regimen((DoseEvent(0.0, 25.0, "iv", duration=40 / 60),))
+    cmax = predict(DEFAULT_MODELS["racemic_iv_adult"], iv, Patient(70, 45), [40 / 60])["ketamine"].iloc[0]
     assert_reads(text, width, "systemic", "potency-eq.", "psychotomimetic", "norketamine", "s-ketamine",
-                 "intranasal", "sublingual", "171.7")
+                 "intranasal", "sublingual", f"{cmax:.1f}")
     assert ("(continued)" in text) == (width == 80)
 
 
@@ -90,7 +112,10 @@ def test_population_tables(width):
 def test_search_table(width):
     text = invoke_cli("search", "--rates", "10,20 mg/h", "--durations", "3,5 d", "--intervals", "6,11 weeks",
                       "--n", "100").stdout
-    assert_reads(text, width, "mg/h", "PTA %", "relief d", "59.0±4.9")
+    best = search_regimens("10,20 mg/h", "3,5 d", "6,11 weeks", n=100, seed=1).table.iloc[0]
+    pta = best["pta"]  # shown with its binomial Monte Carlo standard error, in %
+    cell = f"{100 * pta:.1f}±{100 * np.sqrt(pta * (1 - pta) / 100):.1f}"
+    assert_reads(text, width, "mg/h", "PTA %", "relief d", cell)
 
 
 def test_fit_table(width, tmp_path):

@@ -14,7 +14,15 @@ from ketaplan.engine.build import _INTERNAL, _to_internal, build
 from ketaplan.engine.derived import derived_quantities
 from ketaplan.errors import InputError
 from ketaplan.models.compose import with_pd
-from ketaplan.models.library import assemble, library_ids, load_entry, load_model, load_pd, parse_spec
+from ketaplan.models.library import (
+    DEFAULT_MODELS,
+    assemble,
+    library_ids,
+    load_entry,
+    load_model,
+    load_pd,
+    parse_spec,
+)
 from ketaplan.regimen.events import DoseEvent, Regimen
 from ketaplan.regimen.units import Q_, _prepare
 from ketaplan.simulation.patient import Patient
@@ -125,10 +133,34 @@ def test_esketamine_nasal_bioavailability_and_tmax_match_published_values():
         assert 20 <= t[np.argmax(nasal)] * 60 <= 40  # Spravato label Tmax 20-40 min (secondary)
 
 
-def test_racemic_sublingual_tmax_matches_rolan():
-    t = np.linspace(0, 4, 4001)
-    c = predict(assemble("domino_racemic_3cmt"), Regimen.bolus("25 mg", route="SL"), Patient(70), t)["ketamine"]
-    assert t[np.argmax(c)] == pytest.approx(0.75, abs=0.01)  # Rolan 2014 Tmax 0.75 h
+@pytest.mark.parametrize(("route", "published_tmax_h"), [
+    ("SL", 0.75),  # Rolan 2014 median Tmax 0.75 h
+    ("PO", 0.96),  # Chong 2006 mean Tmax 0.96 h
+    ("IN", 16.7 / 60),  # Pharmacotherapy 2022 Table 6: n-weighted geometric mean of 23, 14 and 16 min
+])
+def test_racemic_absorption_rates_give_the_published_tmax_with_the_default_disposition(route, published_tmax_h):
+    t = np.linspace(0, 4, 4801)
+    c = predict(assemble(DEFAULT_MODELS["racemic_iv_adult"]), Regimen.bolus("25 mg", route=route), Patient(70),
+                t)["ketamine"]
+    assert t[np.argmax(c)] == pytest.approx(published_tmax_h, abs=0.01)
+
+
+def test_racemic_intranasal_bioavailability_is_the_2022_weighted_mean():
+    t = np.linspace(0, 96, 96001)
+    spec = assemble(DEFAULT_MODELS["racemic_iv_adult"])
+    nasal = predict(spec, Regimen.bolus("25 mg", route="IN"), Patient(70), t)["ketamine"]
+    iv = predict(spec, Regimen.bolus("25 mg"), Patient(70), t)["ketamine"]
+    f = np.trapezoid(nasal, t) / np.trapezoid(iv, t)
+    assert f == pytest.approx((7 * 0.17 + 10 * 0.13 + 10 * 0.11) / 27, abs=0.005)  # 17, 13, 11 % (n 7, 10, 10)
+
+
+def test_default_racemic_model_norketamine_steady_state_is_calibrated_to_koppel():
+    # steady state: norketamine / ketamine = FM_NK x CL_ketamine / CL_NK = 1.0 / 1.2 (Koppel, 3 days, ICU)
+    spec = load_model(DEFAULT_MODELS["racemic_iv_adult"])
+    c = predict(spec, Regimen.infusion("20 mg/h", duration="30 d"), Patient(70), [700.0])
+    assert c["norketamine"].iloc[0] / c["ketamine"].iloc[0] == pytest.approx(1.0 / 1.2, rel=0.005)
+    (k, *_rest) = derived_quantities(build(spec, Patient(70).covariates()))
+    assert k.clearance_l_per_h == pytest.approx(79.0, rel=1e-3)  # Kamp 2020 weighted mean, 70 kg
 
 
 STUDY_DOSES = [
@@ -271,3 +303,19 @@ def test_models_list_and_show_commands():
     assert text.exit_code == 0 and "ASSUMED" in text.output
     bad = runner.invoke(app, ["models", "show", "no_such_model"])
     assert bad.exit_code == 2 and "not in the library" in bad.output
+
+
+def test_psychotomimetic_threshold_is_a_range_with_a_labelled_central_value():
+    from ketaplan.models.spec import NamedThreshold
+    from ketaplan.models.thresholds import thresholds_for
+
+    racemic = thresholds_for("racemic")["psychotomimetic"]
+    assert (racemic.low, racemic.value, racemic.high) == (50, 150, 250)  # Bowdle 1998; Krystal 1994 (Zanos 2018)
+    assert racemic.assumed and "Bowdle 1998" in racemic.source and "reported range 50-250" in racemic.label
+    s = thresholds_for("s-ketamine")["psychotomimetic"]
+    assert (s.low, s.value, s.high) == (25, 75, 125) and s.extrapolated  # potency ratio 2 (Peltoniemi 2016)
+    base = {"name": "x", "role": "side_effect", "drug": "racemic", "source": "s", "confidence": "low"}
+    with pytest.raises(ValueError, match="within the range"):
+        NamedThreshold.model_validate({**base, "value": 300, "low": 50, "high": 250, "range_source": "r"})
+    with pytest.raises(ValueError, match="range_source"):
+        NamedThreshold.model_validate({**base, "value": 150, "low": 50, "high": 250})

@@ -11,12 +11,15 @@ from ketaplan.population.api import search, simulate_population
 from ketaplan.population.search import SearchSpace, split_values
 from ketaplan.regimen.text import parse_regimen
 
-GRID = {"rates": "10,15,20 mg/h", "durations": "3,5 d", "intervals": "4,6,8 weeks"}
+GRID = {"rates": "7.5,10,15 mg/h", "durations": "3,5 d", "intervals": "4,6,8 weeks"}
+CAP, MAINTAINED = 0.30, 0.05
+"""Constraints loose enough for feasible candidates with the default racemic model (psychotomimetic threshold
+150 ng/mL, Kamp 2020 clearance): at the defaults (0.10, 0.25) no candidate of this grid is feasible."""
 
 
 @pytest.fixture(scope="module")
 def result():
-    return search(**GRID, n=400, seed=3)
+    return search(**GRID, n=400, seed=3, psychotomimetic_cap=CAP, maintained_fraction=MAINTAINED)
 
 
 def test_every_candidate_equals_a_direct_population_simulation(result):
@@ -34,11 +37,11 @@ def test_every_candidate_equals_a_direct_population_simulation(result):
 def test_the_chosen_candidate_is_the_best_feasible_one(result):
     t = result.table
     assert len(t) == 3 * 2 * 3
-    feasible = t[(t["psychotomimetic_risk"] <= 0.10) & (t["relief_maintained"] >= 0.25)]
+    feasible = t[(t["psychotomimetic_risk"] <= CAP) & (t["relief_maintained"] >= MAINTAINED)]
     assert len(feasible) > 0
     assert result.chosen is not None
     assert result.chosen["pta"] == feasible["pta"].max()
-    assert result.chosen["psychotomimetic_risk"] <= 0.10 and result.chosen["relief_maintained"] >= 0.25
+    assert result.chosen["psychotomimetic_risk"] <= CAP and result.chosen["relief_maintained"] >= MAINTAINED
     assert set(t.loc[t["feasible"], "regimen"]) == set(feasible["regimen"])
     # psychotomimetic risk grows with the rate, as it must
     by_rate = t.groupby("rate")["psychotomimetic_risk"].mean()
@@ -72,11 +75,13 @@ def test_candidates_with_dose_warnings_are_not_chosen_unless_allowed():
     weight = typical_weight()
     flagged = parse_regimen("20 mg/h IV for 5 d every 4 weeks x 4")
     assert "repeated_long_infusions" in dose_warning_codes(flagged, weight)
-    strict = search_regimens("15 mg/h", "5 d", "4,8 weeks", n=300, maintained_fraction=0.0)
+    # the psychotomimetic cap is lifted so that only the dose warnings separate the candidates
+    strict = search_regimens("15 mg/h", "5 d", "4,8 weeks", n=300, maintained_fraction=0.0, psychotomimetic_cap=1.0)
     assert strict.chosen_text == "15 mg/h IV for 5 d every 8 weeks x 4"
     row = strict.table.set_index("regimen").loc["15 mg/h IV for 5 d every 4 weeks x 4"]
     assert "repeated_long_infusions" in row["dose_warnings"] and not row["feasible"]
-    loose = search_regimens("15 mg/h", "5 d", "4,8 weeks", n=300, maintained_fraction=0.0, allow_warnings=True)
+    loose = search_regimens("15 mg/h", "5 d", "4,8 weeks", n=300, maintained_fraction=0.0, psychotomimetic_cap=1.0,
+                            allow_warnings=True)
     assert loose.table["feasible"].all()
 
 

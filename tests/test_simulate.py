@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ketaplan.errors import InputError
+from ketaplan.models.thresholds import thresholds_for
 from ketaplan.planning.plan import simulate
 from ketaplan.regimen.events import Regimen
 from ketaplan.simulation.patient import Patient
@@ -24,15 +25,16 @@ def test_summary_matches_the_engine_and_hand_calculations(seed):
     s = seed.summary
     assert list(s["course"]) == [1, 2, 3, 4]
     assert s["dose_mg"].tolist() == [2400.0] * 4
-    # steady state of a constant infusion: rate / CL (Domino CL 115.9 L/h at 70 kg)
-    np.testing.assert_allclose(s["css_avg_ng_ml"], 20 / 115.92 * 1000, rtol=1e-3)
+    # steady state of a constant infusion: rate / CL (Domino CL 115.9 L/h at 70 kg x 0.6816, the Kamp 2020 mean)
+    np.testing.assert_allclose(s["css_avg_ng_ml"], 20 / (115.92 * 0.6816) * 1000, rtol=1e-3)
     t = np.linspace(0, 1848, 184801)
     c = predict(seed.spec, Regimen.infusion("20 mg/h", duration="5 d"), Patient(70, 59, "male"), t)["ketamine"]
     assert s["cmax_ng_ml"].iloc[0] == pytest.approx(c.max(), rel=1e-6)
     assert s["auc_ng_h_ml"].iloc[0] == pytest.approx(np.trapezoid(c, t), rel=2e-3)
     above = t[c.to_numpy() > 100]
     assert s["hours_above_analgesia"].iloc[0] == pytest.approx(above[-1] - above[0], abs=0.05)
-    assert s["hours_above_psychotomimetic"].iloc[0] == 0.0
+    above = t[c.to_numpy() > 150]  # the psychotomimetic central value (range 50-250 ng/mL)
+    assert s["hours_above_psychotomimetic"].iloc[0] == pytest.approx(above[-1] - above[0], abs=0.05)
 
 
 def test_relief_duration_and_next_course_date(seed):
@@ -66,6 +68,23 @@ def test_findings_for_liver_and_levels():
     high = simulate("2.5 mg/kg/h IV for 2 h", weight=70)
     codes = {x.code for x in high.findings}
     assert {"rate_above_range", "above_psychotomimetic"} <= codes
+
+
+def test_psychotomimetic_warning_says_expected_only_above_the_top_of_the_reported_range():
+    psycho = thresholds_for("racemic")["psychotomimetic"]
+
+    def peak_and_message(text: str, weight: float) -> tuple[float, str]:
+        r = simulate(text, weight=weight)
+        return (r.summary["cmax_ng_ml"].iloc[0],
+                next(x.message for x in r.findings if x.code == "above_psychotomimetic"))
+
+    # the seed regimen in 80 kg: steady state 20 mg/h / (79 L/h x 80/70) = 221 ng/mL, inside 150-250
+    cmax, message = peak_and_message("20 mg/h IV for 5 d", 80)
+    assert psycho.value < cmax <= psycho.high
+    assert "are possible" in message and f"expected above {psycho.high:g} ng/mL" in message
+    assert "expect dissociation" not in message
+    cmax, message = peak_and_message("2.5 mg/kg/h IV for 2 h", 70)
+    assert cmax > psycho.high and "expect dissociation" in message
 
 
 @pytest.mark.parametrize("slip", ["20 mg/kg/h IV for 5 d", "20 mg/min IV for 1 h", "500 mg/kg IV bolus over 1 min"])
@@ -109,8 +128,9 @@ def test_json_is_serialisable(seed):
 @pytest.mark.parametrize(("regimen", "kwargs", "message"), [
     ("20 mg/h IV for 5 d (max 10 mg/h)", {}, "a cap '(max ...)' limits a weight-based dose"),
     ("0.35 mg/kg/h IV for 4 h (max 0 mg/h)", {}, "must be > 0"),
-    ("20 mg/h IV for 5 d every 11 weeks x 100000", {}, "at most 20 years"),
-    ("20 mg/h IV for 500 years", {}, "at most 20 years"),
+    ("20 mg/h IV for 5 d every 11 weeks x 100000", {}, "got 100,000 doses; the limit is 25,000 doses per plan"),
+    ("20 mg/h IV for 5 d every 11 weeks x 200", {}, "got 42 years; the limit is 20 years"),
+    ("20 mg/h IV for 500 years", {}, "got 500 years; the limit is 20 years"),
     ("20 mg/h IV for 5 d starting 1800-01-01 09:00", {}, "a start date between 1950 and 2100"),
     ("topical 10% cream 1 g tid for 14 d", {"overrides": {"F_TOPICAL": 5.0}}, "a bioavailability is a fraction"),
 ])

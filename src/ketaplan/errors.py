@@ -23,7 +23,13 @@ class UnitError(InputError):
     """A quantity with a missing, unknown or wrong-dimension unit."""
 
 
+class Verbatim(str):
+    """A value a message shows as it is written, without quotes ('1,000,000 doses', "'CL' on line 3")."""
+
+
 def _show(value: object) -> str:
+    if isinstance(value, Verbatim):
+        return str(value)
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, float):

@@ -5,6 +5,7 @@ Bad input is reported as one sentence on stderr with exit code 2, and nothing is
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -45,8 +46,31 @@ clinic_cmd.clinic_app.add_typer(learn_cmd.models_app, name="models")
 
 
 def main() -> None:
-    """Entry point of the ``ketaplan`` script."""
-    app(args=negative_arguments_last(join_quantity_arguments(sys.argv[1:])), prog_name="ketaplan")
+    """Entry point of the ``ketaplan`` script.
+
+    Worker processes (Dask) inherit a filter that keeps their warnings off the terminal too. Anything that
+    still escapes (a bug) is one sentence with exit code 1, never a traceback, unless ``KETAPLAN_DEBUG=1``.
+    """
+    if os.environ.get("KETAPLAN_WARNINGS", "").lower() != "show":
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    try:
+        app(args=negative_arguments_last(join_quantity_arguments(sys.argv[1:])), prog_name="ketaplan")
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if os.environ.get("KETAPLAN_DEBUG"):
+            raise
+        print(unexpected(exc), file=sys.stderr)
+        sys.exit(1)
+
+
+def unexpected(exc: BaseException) -> str:
+    """One sentence for an error ketaplan did not foresee."""
+    if isinstance(exc, MemoryError):
+        return ("error: the computation needed more memory than this machine gave it (MemoryError); nothing was "
+                "written. Please report the input: ketaplan should have refused it before starting.")
+    return (f"error: ketaplan failed unexpectedly ({type(exc).__name__}: {exc}); nothing was written. This is a "
+            "bug: please report it with the command (KETAPLAN_DEBUG=1 shows the details).")
 
 
 def negative_arguments_last(args: list[str]) -> list[str]:

@@ -182,13 +182,13 @@ def add_level_command(code: str, at: str = typer.Option(...), analyte: str = typ
                       actor: str = ACTOR) -> None:
     """Record a measured drug level."""
     from ketaplan.course import store
-    from ketaplan.regimen.units import Kind, parse
+    from ketaplan.regimen.units import parse_level
 
     if blq and value:
         raise InputError("--value", value, "a level below the limit of quantification (--blq) has no value; give the "
                          "limit with --lloq")
-    v = parse(value, Kind.MASS_CONCENTRATION, "--value") if value else None
-    lq = parse(lloq, Kind.MASS_CONCENTRATION, "--lloq") if lloq else None
+    v = parse_level(value, "--value") if value else None
+    lq = parse_level(lloq, "--lloq") if lloq else None
     with _session(db) as s:
         store.add_level(s, _actor(actor), store.get_patient(s, code), parse_when(at, "--at"), analyte, v, blq, lq)
     console.print(f"recorded {analyte} level of {code}")
@@ -204,6 +204,9 @@ def import_diary_command(code: str, csv: Path, db: str = DB, actor: str = ACTOR)
 
     if not csv.is_file():
         raise InputError("diary", str(csv), "the file does not exist")
+    from ketaplan.limits import TABLE_FILE_BYTES
+
+    TABLE_FILE_BYTES.check("diary", csv.stat().st_size, "import it in parts")
     try:
         frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except Exception as exc:

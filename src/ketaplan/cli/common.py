@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -53,12 +54,18 @@ def join_quantity_arguments(args: list[str]) -> list[str]:
 
 
 def guarded(func: Callable) -> Callable:
-    """Turn InputError into one sentence on stderr and exit code 2."""
+    """Turn InputError into one sentence on stderr and exit code 2; refuse 'nan' and 'inf' in number options;
+    keep library warnings off the terminal (:func:`quiet_warnings`)."""
+    names = _option_names(func)
 
     @wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with quiet_warnings():
+                for name, value in kwargs.items():
+                    if isinstance(value, float) and not math.isfinite(value):
+                        raise InputError(names.get(name, name), value, "a finite number is required")
+                return func(*args, **kwargs)
         except InputError as exc:
             err_console.print(f"error: {exc}", markup=False, highlight=False)
             raise typer.Exit(code=2) from None
@@ -69,6 +76,29 @@ def guarded(func: Callable) -> Callable:
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def _option_names(func: Callable) -> dict[str, str]:
+    """Parameter name -> the option a user types ('set_' -> '--set', 'relief_threshold' -> '--relief-threshold')."""
+    import inspect
+
+    out = {}
+    for name, param in inspect.signature(func).parameters.items():
+        decls = [d for d in getattr(param.default, "param_decls", None) or () if d.startswith("--")]
+        out[name] = decls[0] if decls else f"--{name.strip('_').replace('_', '-')}"
+    return out
+
+
+@contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """No NumPy or library warnings on the terminal: the conditions that matter are checked and said in words
+    (results that are not finite, fits that did not converge, ...). ``KETAPLAN_WARNINGS=show`` shows them."""
+    if os.environ.get("KETAPLAN_WARNINGS", "").lower() == "show":
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 JSON_DIGITS = 12
@@ -207,11 +237,12 @@ def parse_settings(items: list[str] | None) -> dict[str, float]:
 
 @contextmanager
 def progress(total: int, description: str) -> Iterator[Callable[[str], None]]:
-    """A progress bar that appears only if the work takes more than a second."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """A progress bar that appears only if the work takes more than a second, with the time spent and an
+    estimate of the time left (from the steps done so far)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console,
-                   transient=True)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TextColumn("left"),
+                   TimeRemainingColumn(), console=err_console, transient=True)
     task = bar.add_task(description, total=total)
     timer = threading.Timer(1.0, bar.start)
     timer.start()

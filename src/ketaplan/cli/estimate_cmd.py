@@ -20,6 +20,7 @@ from ketaplan.cli.common import (
     write_folder_atomically,
 )
 from ketaplan.errors import InputError
+from ketaplan.limits import SIMULATED_VALUES
 
 MAX_REPLICATES = 100_000
 LIBRARY = "library:"
@@ -115,6 +116,9 @@ def estimate_command(
         err_console.print(f"iteration {it.iteration:>3}   {label} {it.ofv:.6f}{gradient}", highlight=False)
 
     result = estimate(data, model, method=method, evaluate=evaluate, on_iteration=show, seed=seed)
+    cells = result.data.obs_mask.size  # each replicate simulates the (individuals x records) grid of observations
+    SIMULATED_VALUES.check("--replicates", replicates * cells, f"give at most "
+                           f"{max(int(SIMULATED_VALUES.value // max(cells, 1)), 1):,} --replicates for this dataset")
     err_console.print(f"simulating {replicates:,} datasets for NPDE and the VPC (seed {seed})", highlight=False)
     table = result.table(npde_replicates=replicates, seed=seed)
     vpc = result.vpc(replicates=replicates, seed=seed)

@@ -20,6 +20,7 @@ from ketaplan.cli.common import (
 )
 from ketaplan.cli.tables import Column, print_table
 from ketaplan.errors import InputError
+from ketaplan.limits import MCMC_STEPS
 
 
 @guarded
@@ -38,6 +39,7 @@ def fit_command(
     target_relief: str = typer.Option(None, help="Recommend rate and duration for relief lasting e.g. '10 weeks'."),
     start: str = typer.Option(None, help="Date and time of TIME 0, e.g. '2026-01-05 09:00', to print dates."),
     seed: int = typer.Option(1, help="Seed of the posterior draws."),
+    force: bool = typer.Option(False, help="Fit doses that are refused as likely unit slips (kept as warnings)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Bayesian estimates of each patient's parameters (MAP, 90 % intervals, shrinkage) and the forecast."""
@@ -52,18 +54,26 @@ def fit_command(
     when = parse_start(start)
     level = parse(target_level, Kind.MASS_CONCENTRATION, "--target-level") if target_level else None
     relief_days = parse(target_relief, Kind.DURATION, "--target-relief") / 24.0 if target_relief else None
+    MCMC_STEPS.check("--mcmc-steps", mcmc_steps, "a longer chain than this adds nothing a clinic can use")
     frame = read_dataset(data)
-    cases = fit_cases(frame, model)
+    cases = fit_cases(frame, model, force)
     if (level or relief_days) and any(c.model is None for c in cases):
         raise InputError("--target-level/--target-relief", "a PREDPP model", "recommendations need a library model")
-    fits, followups = [], []
+    fits, followups, failed = [], [], []
     with progress(len(cases), "fitting") as step:
         for case in cases:
             f = fit_case(case, mcmc, mcmc_steps, seed)
+            step(case.label)
+            if f.failure is not None:
+                failed.append(f)
+                continue
             fits.append(f)
             followups.append(follow_up(f.estimate, case.model, relief_threshold, level, relief_days, seed=seed)
                              if case.model is not None else None)
-            step(case.label)
+    if not fits:
+        first = failed[0]
+        raise InputError(first.case.label, "its data", f"the fit failed: {first.failure}; no estimates or forecast "
+                         "are given" + (f" (and {len(failed) - 1} more IDs failed)" if len(failed) > 1 else ""))
     if out is not None:
         import pandas as pd
 
@@ -77,10 +87,14 @@ def fit_command(
         write_atomically(report, lambda p: render_fit_report(fits, followups, p, when, relief_threshold, shrink))
     if as_json:
         echo_json({"patients": [_json(f, fu, when) for f, fu in zip(fits, followups, strict=True)],
+                   "failed": [{"id": f.case.id, "reason": f.failure} for f in failed],
                    "population_shrinkage": shrink, "disclaimer": DISCLAIMER})
         return
     for f, fu in zip(fits, followups, strict=True):
         print_fit(f, fu, when)
+    for f in failed:
+        console.print(f"[bold red]{f.case.label}: the fit failed[/]: {f.failure}; no estimates or forecast are "
+                      "given for it.", highlight=False)
     if shrink:
         console.print("Eta shrinkage over the individuals: " + ", ".join(f"{k} {v:.0%}" for k, v in shrink.items()),
                       highlight=False)

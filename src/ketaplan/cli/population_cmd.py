@@ -12,6 +12,7 @@ from ketaplan.cli.common import (
     check_output,
     console,
     echo_json,
+    err_console,
     guarded,
     parse_settings,
     progress,
@@ -19,7 +20,7 @@ from ketaplan.cli.common import (
 )
 from ketaplan.cli.simulate_cmd import print_findings
 from ketaplan.cli.tables import Column, print_table
-from ketaplan.errors import InputError
+from ketaplan.errors import InputError, Verbatim
 
 
 def parse_percentiles(text: str) -> tuple[float, ...]:
@@ -58,6 +59,7 @@ def population_command(
     bands: Path = typer.Option(None, help="Percentile bands over time (.csv or .parquet, long format)."),
     report: Path = typer.Option(None, help="Self-contained HTML report."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    yes: bool = typer.Option(False, "--yes", help="Run a large population (its estimated time is printed first)."),
 ) -> None:
     """Simulate a virtual population: target attainment, psychotomimetic risk, relief, percentile bands."""
     from ketaplan.planning.regimen_search import typical_weight
@@ -89,7 +91,8 @@ def population_command(
                                      overrides=parse_settings(set_), sample_times=samples, effect_site=effect_site,
                                      workers=workers,
                                      scheduler=scheduler, chunk=chunk,
-                                     on_chunk=lambda done, total: step(f"chunk {done}/{total}"))
+                                     on_chunk=lambda done, total: step(f"chunk {done}/{total}"),
+                                     before_run=lambda pspec: confirm_size(pspec, workers, yes))
     if out is not None:
         write_table(result.subjects, out)
     if bands is not None:
@@ -113,6 +116,23 @@ def population_command(
     for path in (out, bands, report):
         if path is not None:
             console.print(f"wrote {path}")
+
+
+def confirm_size(pspec, workers: int | None, yes: bool) -> None:
+    """Say how long a large run will take here (timed on a pilot chunk) and refuse a very large one without --yes."""
+    from ketaplan.limits import PATIENT_POINTS_WITHOUT_YES
+    from ketaplan.population.run import estimate_seconds
+    from ketaplan.population.work import ESTIMATE_ABOVE, Work, duration_text, needs_confirmation
+
+    work = Work(pspec.n, len(pspec.times))
+    if work.points <= ESTIMATE_ABOVE:
+        return
+    estimate = duration_text(estimate_seconds(pspec, workers))
+    if needs_confirmation(work) and not yes:
+        raise InputError("--n", Verbatim(f"{work.text()} ({estimate} here)"),
+                         f"runs above {PATIENT_POINTS_WITHOUT_YES.value:,.0f} patient-time points start only with "
+                         "--yes; add --yes to run it, or give fewer patients")
+    err_console.print(f"{work.text()}: {estimate} here.", highlight=False)
 
 
 def write_table(frame, path: Path) -> None:

@@ -59,8 +59,9 @@ def _levels(reg, plan, weight, model, force):
 
     w = weight if weight is not None else 70.0
     horizon = plan.segments[-1].end_h + 24.0 if plan.segments else 48.0
-    planned = simulate(reg, weight=w, model=model, until=horizon, force=force)
-    delivered = simulate(plan.delivered_regimen(reg, weight), weight=w, model=model, until=horizon, force=True)
+    planned = simulate(reg, weight=w, model=model, until=horizon, force=force, spread=False)
+    delivered = simulate(plan.delivered_regimen(reg, weight), weight=w, model=model, until=horizon, force=True,
+                         spread=False)
     a, b = planned.summary.iloc[0], delivered.summary.iloc[0]
     levels = {"planned_css": float(a["css_avg_ng_ml"]), "delivered_css": float(b["css_avg_ng_ml"]),
               "planned_cmax": float(a["cmax_ng_ml"]), "delivered_cmax": float(b["cmax_ng_ml"]),

@@ -67,7 +67,7 @@ def headline(
     weight: float = typer.Option(80.0, help="Body weight (kg)."),
     age: float = typer.Option(59.0, help="Age (years)."),
     sex: str = typer.Option("male", help="male or female."),
-    model: str = typer.Option("domino_racemic_3cmt_nk", help="Model id or YAML file."),
+    model: str = typer.Option("domino_racemic_3cmt_nk:kamp2020", help="Model id (id:variant) or YAML file."),
 ) -> None:
     """The headline case: 20 mg/h IV ketamine for 5 days; plasma levels at 1, 24, 120, 121 and 130 h."""
     from ketaplan.models.library import assemble

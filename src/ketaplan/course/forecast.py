@@ -44,6 +44,8 @@ def compute_forecast(s: Session, p: Patient, threshold: float = 0.3, model: Mode
         problem, fit_model = spec_problem(spec, case.regimen, case.patient.covariates(), case.observations,
                                           label=p.code, row_label="record")
         fitted = fit_case(FitCase(p.code, p.id, problem, fit_model, case.patient))
+        if fitted.failure is not None:  # an implausible estimate gives no forecast (the page says so)
+            return {"status": f"no forecast: the estimate is implausible ({fitted.failure})"}
     else:
         covariates = case.patient.covariates()
         fit_model = SpecModel(spec, case.regimen, covariates, random_effects(spec, case.regimen, covariates)[0])

@@ -15,7 +15,7 @@ import numpy as np
 
 from ketaplan.engine.schedule import DoseModifiers
 from ketaplan.engine.system import EffectLink, LinearStructure, Transfer
-from ketaplan.errors import InputError
+from ketaplan.errors import InputError, Verbatim
 from ketaplan.models.spec import ModelSpec, Parameter, RouteDose, molar_mass
 from ketaplan.regimen.units import Q_, _prepare
 
@@ -146,8 +146,32 @@ def parameter_values(spec: ModelSpec, covariates: Covariates, etas: Mapping[str,
         typical = _typical(name, p, covariates, overrides.get(name))
         if name in etas:
             typical = typical * np.exp(etas[name])
+        _check_value(spec, name, p, typical)
         out[name] = typical
     return out
+
+
+def _check_value(spec: ModelSpec, name: str, p: Parameter, values: np.ndarray) -> None:
+    """Refuse a value no patient can have (from a model file, a variant, --set or variability): not finite, a
+    volume that is not > 0, or a negative clearance, rate constant or time."""
+    low, high = float(np.min(values, initial=np.inf)), float(np.max(values, initial=-np.inf))
+    kind = _sign_rule(p.unit)
+    if np.isfinite(low) and np.isfinite(high) and (kind is None or (low > 0 if kind == "volume" else low >= 0)):
+        return
+    i = int(np.argmax(~np.isfinite(values) | ((values <= 0) if kind == "volume" else (values < 0))))
+    allowed = {"volume": "a volume must be a finite number > 0", "rate": "a clearance, rate constant or time must "
+               "be a finite number >= 0"}.get(kind, "a finite number is required")
+    who = f" (patient {i + 1})" if len(values) > 1 else ""
+    shown = Verbatim(f"{float(values[i]):g} {internal_unit(p.unit)}")
+    raise InputError(f"model {spec.id}: parameter {name}{who}", shown, f"{allowed} (the model gives {p.value:g} "
+                     f"{p.unit})")
+
+
+@cache
+def _sign_rule(unit: str) -> str | None:
+    """'volume' for volumes, 'rate' for clearances, rate constants and times, None for anything else."""
+    internal = internal_unit(unit)
+    return {"L": "volume", "L/h": "rate", "1/h": "rate", "h": "rate"}.get(internal)
 
 
 def _typical(name: str, p: Parameter, cov: Covariates, override: float | None) -> np.ndarray:

@@ -180,8 +180,10 @@ def _evaluate_shared(prop: ModalPropagator, schedule, a_after, r_after, times, o
         return
     j = _last_boundary(schedule.take(slice(0, 1)), times[None, :], orders[None, :])[0]
     coef = prop.output_coefficients(a_after, r_after, readout)
-    for seg in np.unique(j):
-        cols = np.flatnonzero(j == seg)
+    by_segment = np.argsort(j, kind="stable")  # each segment's columns in one pass, not one scan per segment
+    segments, firsts, counts = np.unique(j[by_segment], return_index=True, return_counts=True)
+    for seg, first, count in zip(segments, firsts, counts, strict=True):
+        cols = by_segment[first:first + count]
         sel = slice(cols[0], cols[-1] + 1) if cols[-1] - cols[0] + 1 == len(cols) else cols
         if seg < 0:
             dest[:, :, sel] = 0.0

@@ -86,6 +86,24 @@ def phi1(lam: np.ndarray, tau: np.ndarray) -> np.ndarray:
     return np.where(nonzero, np.expm1(lam * tau) / safe, tau)
 
 
+def whole_intervals(dur: np.ndarray, ii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """dur = whole x ii + part with 0 <= part <= ii.
+
+    At steady state, infusions of duration dur started every ii overlap: at any moment before the record
+    ``whole`` of them run for sure and one more runs for ``part`` of each interval. Their input is a constant
+    infusion of whole x rate plus a periodic infusion of duration ``part``, both with closed-form steady
+    states, so the cost does not grow with dur / ii (an infusion of 1e5 h every 1e-3 h included).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        whole = np.floor(dur / ii)
+    whole = np.where(np.isfinite(whole) & (whole > 0), whole, 0.0)
+    part = dur - whole * ii
+    low, high = part < 0, part > ii
+    whole = np.where(low, whole - 1, np.where(high, whole + 1, whole))
+    part = np.clip(np.where(low, part + ii, np.where(high, part - ii, part)), 0.0, ii)
+    return whole, part
+
+
 def _no_steady_state(lam: np.ndarray) -> None:
     if np.any(lam >= 0):
         raise InputError(
@@ -155,7 +173,13 @@ class ModalPropagator:
 
     def steady_state_infusion(self, r: np.ndarray, dur: np.ndarray, ii: np.ndarray,
                               lag: np.ndarray) -> np.ndarray:
-        """Amounts at the steady-state record from implied infusions of rate r and duration dur."""
+        """Amounts at the steady-state record from implied infusions of rate r and duration dur, in closed form
+        whatever dur / ii (see :func:`whole_intervals`)."""
+        whole, part = whole_intervals(dur, ii)
+        return self._periodic_infusion(r, part, ii, lag) + whole[:, None] * self.steady_state_constant(r)
+
+    def _periodic_infusion(self, r: np.ndarray, dur: np.ndarray, ii: np.ndarray, lag: np.ndarray) -> np.ndarray:
+        """Steady state of infusions of duration dur <= ii (at most one still running at the record)."""
         _no_steady_state(self.lam)
         w = self.to_modal(r)
         lam = self.lam
@@ -421,6 +445,10 @@ class ExpmPropagator:
         return np.einsum("sij,sjk,sk->si", phi_shift, geo, b)
 
     def steady_state_infusion(self, r, dur, ii, lag):
+        whole, part = whole_intervals(dur, ii)
+        return self._periodic_infusion(r, part, ii, lag) + whole[:, None] * self.steady_state_constant(r)
+
+    def _periodic_infusion(self, r, dur, ii, lag):
         geo = self._geometric(ii)
         running = running_infusions(dur, ii, lag)
         m = running.sum(axis=1)

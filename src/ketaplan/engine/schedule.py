@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ketaplan.errors import InputError
+from ketaplan.limits import DOSE_EVENTS_PER_INDIVIDUAL, DOSE_EVENTS_PER_RUN
 
 IMPLIED = -1
 """Order key of implied events: before every record at the same time."""
@@ -225,9 +226,9 @@ def running_infusions(duration: np.ndarray, ii: float | np.ndarray, lag: np.ndar
     return np.arange(1, kmax + 1)[None, :] <= counts[:, None]
 
 
-MAX_BOUNDARIES = 20_000_000
+MAX_BOUNDARIES = DOSE_EVENTS_PER_RUN.value
 """Most boundaries one compilation may create (about 2 GB of schedule arrays); more is refused before
-anything is allocated."""
+anything is allocated (:data:`ketaplan.limits.DOSE_EVENTS_PER_RUN`)."""
 
 _RESET, _STEADY, _RUN_START, _RUN_END, _START, _END = range(6)
 """Emission ranks of the boundaries of one record; with equal (time, order) they act in this order."""
@@ -306,7 +307,7 @@ def compile_batch(records: DoseRecords, subject: np.ndarray, n_subjects: int, mo
     ss_inf = idx[steady & infusion]
     running = _running_counts(inf_dur[ss_inf], ii[ss_inf], lag[ss_inf])
     copies = np.where(shaped, addl + 1, 0)
-    _check_size(int(running.sum()) * 2 + int(copies.sum()) * 2 + n, label, records)
+    _check_size(records, subject, n_subjects, ss_inf, running, copies, inf_dur, label)
     r, k = _expand(ss_inf, running)
     k = k + 1  # implied infusion k started k * II before the record
     blocks.add(_RUN_START, r, subject[r], t0[r], order[r], cmt[r], k=k, drate=inf_rate[r])
@@ -383,18 +384,41 @@ def _check_batch(records: DoseRecords, modifiers: DoseModifiers, shaped, steady,
             raise InputError(f"{where}: {name}", value, allowed(i))
 
 
-def _check_size(boundaries: int, label, records: DoseRecords) -> None:
-    if boundaries > MAX_BOUNDARIES:
-        heaviest = int(np.argmax(records.addl))
-        where = label[heaviest] if label is not None else f"record {records.order[heaviest] + 1}"
-        raise InputError(f"{where}: ADDL", int(records.addl[heaviest]),
-                         f"the doses would need {boundaries:,} dose events, more than the limit of "
-                         f"{MAX_BOUNDARIES:,}; use a steady-state dose (SS=1) or fewer additional doses")
+def _check_size(records: DoseRecords, subject: np.ndarray, n_subjects: int, ss_inf: np.ndarray,
+                running: np.ndarray, copies: np.ndarray, inf_dur: np.ndarray, label) -> None:
+    """Refuse, before anything is allocated, records whose dose events (each dose's start and end, additional
+    doses, infusions still running after a steady-state record) pass the limits per individual and per run.
+
+    The sentence names the record that asks for most: its ADDL, or the steady-state infusion longer than its II.
+    """
+    per_record = 2.0 * copies + 1.0
+    per_record[ss_inf] += 2.0 * running
+    per_subject = np.bincount(subject, weights=per_record, minlength=n_subjects)
+    total = float(per_subject.sum())
+    worst = int(np.argmax(per_subject)) if n_subjects else 0
+    if n_subjects and per_subject[worst] > DOSE_EVENTS_PER_INDIVIDUAL.value:
+        limit, amount = DOSE_EVENTS_PER_INDIVIDUAL, float(per_subject[worst])
+    elif total > DOSE_EVENTS_PER_RUN.value:
+        limit, amount = DOSE_EVENTS_PER_RUN, total
+    else:
+        return
+    mine = np.flatnonzero(subject == worst) if limit is DOSE_EVENTS_PER_INDIVIDUAL else np.arange(len(records))
+    heaviest = int(mine[np.argmax(per_record[mine])])
+    where = label[heaviest] if label is not None else f"record {records.order[heaviest] + 1}"
+    at = np.flatnonzero(ss_inf == heaviest)
+    if len(at) and running[at[0]] >= copies[heaviest]:
+        limit.check(f"{where}: SS infusion", amount,
+                    f"an infusion of {inf_dur[heaviest]:g} h every II = {records.ii[heaviest]:g} h at steady state "
+                    f"leaves {running[at[0]]:,} earlier infusions running after the record, each ending on its own; "
+                    "give a shorter infusion or a longer II")
+    limit.check(f"{where}: ADDL", amount, "use a steady-state dose (SS=1) or fewer additional doses")
 
 
 def _reset_cutoffs(records: DoseRecords, subject: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(time, order) of the first later record of the same subject that resets the system; (inf, 0) if none."""
     n = len(records)
+    if n == 0:  # a dataset without any dose record
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
     resets = np.isin(records.evid, [3, 4]) | (np.isin(records.evid, [1, 4]) & (records.ss == 1))
     candidate = np.where(resets, np.arange(n), n)
     first_from = np.minimum.accumulate(candidate[::-1])[::-1]
@@ -417,7 +441,7 @@ def _running_counts(duration: np.ndarray, ii: np.ndarray, lag: np.ndarray) -> np
     k*II - lag before it and runs if that is less than its duration (near-equality, 1e-12 relative, ends it)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         counts = np.ceil((duration + lag) / ii * (1 - _TIE_TOLERANCE)) - 1
-    return np.maximum(np.nan_to_num(counts, nan=0.0), 0).astype(np.int64)
+    return np.clip(np.nan_to_num(counts, nan=0.0, posinf=1e15), 0, 1e15).astype(np.int64)  # beyond any limit
 
 
 def _expand(records: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ import pandas as pd
 from ketaplan.engine.schedule import Schedule
 from ketaplan.engine.superposition import SuperpositionPlan
 from ketaplan.errors import InputError
+from ketaplan.limits import ESTIMATION_CELLS
 from ketaplan.nonmem.dataset import DatasetRecords, check_records, column_map, numeric_column
 from ketaplan.nonmem.expressions import compile_expressions
 from ketaplan.nonmem.predpp import PredppModel, dataset_columns
@@ -153,6 +154,9 @@ def prepare(model: PopulationModel, data: pd.DataFrame) -> EstimationData:
     if width > MAX_OBSERVATIONS_PER_INDIVIDUAL:
         raise InputError("DATA", f"{width} observations in one individual", f"at most "
                          f"{MAX_OBSERVATIONS_PER_INDIVIDUAL:,} per individual")
+    ESTIMATION_CELLS.check("DATA", records.n_individuals * width, f"{records.n_individuals:,} individuals with up to "
+                           f"{width:,} observations each are laid out as one grid; split the dataset or thin the "
+                           "observations of the individual with most")
     slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
     shape = (records.n_individuals, width)
     obs_rows = np.full(shape, -1)

@@ -23,6 +23,7 @@ from ketaplan.engine.pd import hill
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, Schedule, compile_batch
 from ketaplan.errors import InputError
 from ketaplan.individualize.observations import PAIN, Observations
+from ketaplan.limits import LEARNING_CELLS
 from ketaplan.models.spec import LongLastingRelief, ModelSpec
 from ketaplan.population.variability import eta_parameters, omega_matrix
 from ketaplan.regimen.events import Regimen
@@ -179,6 +180,8 @@ def relief_table(bound: BoundCohort, half_life_range_h: tuple[float, float] = (1
     lo, hi = np.log(half_life_range_h[0]), np.log(half_life_range_h[1])
     u = np.linspace(lo, hi, int(np.ceil((hi - lo) / spacing)) + 1)
     n, g = bound.n_patients, len(u)
+    LEARNING_CELLS.check("learning", g * n * bound.obs_time.shape[1],
+                         "learn from fewer patients, or leave out the longest records")
     who = np.tile(np.arange(n), g)
     params = {name: v[who] for name, v in bound.typical.items()}
     name = bound.relief_half_life

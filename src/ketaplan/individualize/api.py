@@ -14,7 +14,9 @@ from ketaplan.individualize.dataset import FitCase, fit_cases
 from ketaplan.individualize.estimate import Estimate, fit
 from ketaplan.individualize.mcmc import sample_posterior
 from ketaplan.individualize.observations import PAIN, Observations
+from ketaplan.individualize.plausibility import implausible
 from ketaplan.individualize.problem import OCCASION_MARK, SpecModel, spec_problem
+from ketaplan.limits import MCMC_STEPS
 from ketaplan.models.spec import ModelSpec
 from ketaplan.regimen.events import Regimen
 from ketaplan.regimen.text import load_regimen
@@ -29,6 +31,8 @@ class PatientFit:
     case: FitCase
     estimate: Estimate
     p_responder: float | None = None
+    failure: str | None = None
+    """Why the estimate is withheld (:mod:`ketaplan.individualize.plausibility`), or None for a usable fit."""
 
     @property
     def model(self) -> SpecModel | None:
@@ -57,11 +61,17 @@ class PatientFit:
 
 def fit_case(case: FitCase, mcmc: bool = False, mcmc_steps: int = 2000, seed: int = 1) -> PatientFit:
     """MAP and Laplace (and MCMC) for one case; with pain scores also the probability of response."""
+    MCMC_STEPS.check("--mcmc-steps", mcmc_steps, "a longer chain than this adds nothing a clinic can use")
+    if mcmc and mcmc_steps < 100:
+        raise InputError("--mcmc-steps", mcmc_steps, "at least 100 steps per walker")
     est = fit(case.problem)
+    m = case.model
+    failure = implausible(est, m.relief.baseline if m is not None and m.relief is not None else None)
+    if failure is not None:
+        return PatientFit(case, est, None, failure)
     if mcmc:
         sample_posterior(est, steps=mcmc_steps, burn=min(500, mcmc_steps // 4), seed=seed)
     p_resp = None
-    m = case.model
     if m is not None and m.relief is not None and case.problem.observations.is_score.any():
         problem0, _ = spec_problem(m.spec, m.regimen, m.covariates, case.problem.observations, responder=False,
                                    label=case.label)
@@ -73,9 +83,10 @@ def fit_case(case: FitCase, mcmc: bool = False, mcmc_steps: int = 2000, seed: in
 
 
 def fit_dataset(data: pd.DataFrame, model: str | Path | ModelSpec, mcmc: bool = False, mcmc_steps: int = 2000,
-                seed: int = 1) -> list[PatientFit]:
-    """Fit every individual of a NONMEM-style dataset (see :mod:`ketaplan.individualize.dataset`)."""
-    return [fit_case(case, mcmc, mcmc_steps, seed) for case in fit_cases(data, model)]
+                seed: int = 1, force: bool = False) -> list[PatientFit]:
+    """Fit every individual of a NONMEM-style dataset (see :mod:`ketaplan.individualize.dataset`); a fit whose
+    estimate is implausible carries the reason in ``failure``."""
+    return [fit_case(case, mcmc, mcmc_steps, seed) for case in fit_cases(data, model, force)]
 
 
 def fit_patient(regimen: str | Regimen, observations: pd.DataFrame, patient: Patient,

@@ -14,20 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ketaplan.errors import InputError
 from ketaplan.individualize.observations import PAIN, Observations
 from ketaplan.individualize.predpp_problem import individual_observations, predpp_problem
 from ketaplan.individualize.problem import Problem, SpecModel, spec_problem
+from ketaplan.limits import FIT_OBSERVATIONS
 from ketaplan.models.library import load_model
 from ketaplan.models.spec import ModelSpec
 from ketaplan.nonmem.dataset import Individual, numeric_column, split_individuals
 from ketaplan.nonmem.predpp import load_model as load_predpp
 from ketaplan.regimen.events import ROUTES, DoseEvent, Regimen
-from ketaplan.regimen.safety import check_regimen
+from ketaplan.regimen.safety import check_plan
 from ketaplan.simulation.patient import Patient
 from ketaplan.simulation.run import analyte_outputs, model_for
+from ketaplan.user_yaml import read_yaml_file
 
 DVID_OUTPUTS = {1: "parent", 2: "metabolite", 3: PAIN}
 
@@ -48,31 +49,48 @@ def is_predpp_file(model: str | Path) -> bool:
     path = Path(str(model))
     if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
         return False
-    raw = yaml.safe_load(path.read_text())
+    raw = read_yaml_file(path, "--model")
     return isinstance(raw, dict) and any(str(k).lower() == "advan" for k in raw)
 
 
-def fit_cases(data: pd.DataFrame, model: str | Path | ModelSpec) -> list[FitCase]:
-    """One :class:`FitCase` per individual of ``data``; raises InputError naming the first bad row."""
+def fit_cases(data: pd.DataFrame, model: str | Path | ModelSpec, force: bool = False) -> list[FitCase]:
+    """One :class:`FitCase` per individual of ``data``; raises InputError naming the first bad row.
+
+    The doses of a library-model dataset get the same checks as a plan in ``simulate``: a likely unit slip
+    (a rate above any reported, a dose far below any analgesic one) is refused unless ``force``, and then kept
+    among the warnings with the unusual ones.
+    """
     individuals = split_individuals(data)
     if not isinstance(model, ModelSpec) and is_predpp_file(model):
         pm = load_predpp(model)
-        return [FitCase(f"ID {ind.id}", ind.id, predpp_problem(pm, data, ind), None, None) for ind in individuals]
+        cases = []
+        for ind in individuals:
+            problem = predpp_problem(pm, data, ind)
+            _check_size(problem, ind)
+            cases.append(FitCase(f"ID {ind.id}", ind.id, problem, None, None))
+        return cases
     pk = load_model(model) if not isinstance(model, ModelSpec) else model
     cases = []
     for ind in individuals:
         patient = _patient(data, ind)
         regimen = _regimen(data, ind, pk.drug)
+        try:
+            findings = check_plan(regimen, patient.weight, force=force)
+        except InputError as exc:
+            raise InputError(f"ID {ind.id}, {exc.field}", exc.value, exc.allowed) from None
         spec = model_for(regimen, model if isinstance(model, ModelSpec) else str(model))
         obs = _observations(data, ind, spec)
         problem, sm = spec_problem(spec, regimen, patient.covariates(), obs, label=f"ID {ind.id}")
-        # the doses of the dataset get the same checks as a plan (kept as given, unusual ones pointed out)
-        problem.notes += [f"Dose check: {f.message} ({f.source})" for f in check_regimen(regimen, patient.weight,
-                                                                                       force=True)
-                          if f.severity != "info"]
+        _check_size(problem, ind)
+        problem.notes += [f"Dose check: {f.message} ({f.source})" for f in findings if f.severity != "info"]
         problem.notes += _unit_check(problem)
         cases.append(FitCase(f"ID {ind.id}", ind.id, problem, sm, patient))
     return cases
+
+
+def _check_size(problem: Problem, ind: Individual) -> None:
+    FIT_OBSERVATIONS.check(f"ID {ind.id}", len(problem.observations), "fit fewer observations (for example one "
+                           "pain score a day and the measured levels)")
 
 
 def _unit_check(problem) -> list[str]:

@@ -172,6 +172,8 @@ def laplace_covariance(problem: Problem, eta: np.ndarray) -> tuple[np.ndarray, b
         return np.zeros((0, 0)), True
     prior = problem.precision
     data = hessian(problem, eta) / 2.0 - prior
+    if not np.all(np.isfinite(data)):  # the objective is not finite around the estimate: no curvature to use
+        return problem.omega.copy(), False
     data = (data + data.T) / 2
     w, v = np.linalg.eigh(data)
     scale = max(1.0, float(np.max(np.abs(np.linalg.eigvalsh(prior)))))

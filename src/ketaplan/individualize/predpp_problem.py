@@ -34,47 +34,22 @@ from ketaplan.individualize.observations import Observations, check_observations
 from ketaplan.individualize.problem import Problem
 from ketaplan.nonmem.dataset import Individual, column_map, numeric_column
 from ketaplan.nonmem.predpp import PredppModel, micro_parameters, primary_parameters, resolve_parameter, row_modifiers
+from ketaplan.nonmem.random_effects import log_transform
+from ketaplan.nonmem.random_effects import parse_omega as effects_omega
+from ketaplan.nonmem.random_effects import parse_sigma as effects_sigma
 from ketaplan.nonmem.simulate import individual_schedule, record_segments
 
 OUTPUT = "IPRED"
 
 
 def parse_omega(model: PredppModel) -> tuple[tuple[str, ...], np.ndarray]:
-    """Names (in ETA order) and the covariance matrix of the random effects of a model file."""
+    """Names (in ETA order) and the covariance matrix of the random effects of a model file: variances keyed by
+    parameter names (P = TV x exp(ETA)), read by :func:`ketaplan.nonmem.random_effects.parse_omega`."""
     raw = model.extra.get("omega")
-    if not isinstance(raw, dict) or not raw:
+    if not isinstance(raw, dict) or not raw or "block" in {str(k).lower() for k in raw}:
         raise InputError("MODEL omega", raw, "give variances of the random effects, e.g. omega: {CL: 0.09, V1: 0.04}")
-    known = {k.upper(): k for k in model.parameters}
-    names: list[str] = []
-    pairs: dict[tuple[str, str], float] = {}
-    for key, value in raw.items():
-        key = str(key).replace(" ", "")
-        parts = key.replace(",", "~").split("~")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise InputError(f"MODEL omega {key}", value, "a number (a variance or covariance)")
-        for p in parts:
-            if p.upper() not in known:
-                raise InputError(f"MODEL omega {key}", p, f"random effects go on the model's parameters: "
-                                 f"{', '.join(model.parameters)}")
-        if len(parts) == 1:
-            name = known[parts[0].upper()]
-            if value <= 0:
-                raise InputError(f"MODEL omega {key}", value, "a variance must be > 0")
-            names.append(name)
-            pairs[(name, name)] = float(value)
-        elif len(parts) == 2:
-            a, b = known[parts[0].upper()], known[parts[1].upper()]
-            pairs[(a, b)] = pairs[(b, a)] = float(value)
-        else:
-            raise InputError(f"MODEL omega {key}", value, "a covariance names two parameters, e.g. CL~V1")
-    omega = np.zeros((len(names), len(names)))
-    for (a, b), v in pairs.items():
-        if a not in names or b not in names:
-            raise InputError("MODEL omega", f"{a}~{b}", "a covariance needs the variances of both parameters")
-        omega[names.index(a), names.index(b)] = v
-    if np.any(np.linalg.eigvalsh(omega) <= 0):
-        raise InputError("MODEL omega", raw, "the covariance matrix must be positive definite")
-    return tuple(names), omega
+    spec, _ = effects_omega(raw, tuple(model.parameters))
+    return spec.labels, spec.matrix
 
 
 def parse_sigma(model: PredppModel) -> tuple[float, float]:
@@ -83,13 +58,12 @@ def parse_sigma(model: PredppModel) -> tuple[float, float]:
     if not isinstance(raw, dict) or not raw:
         raise InputError("MODEL sigma", raw, "give residual variances, e.g. sigma: {proportional: 0.01, "
                          "additive: 0.25}")
-    unknown = set(map(str, raw)) - {"proportional", "additive"}
-    if unknown:
-        raise InputError("MODEL sigma", sorted(unknown)[0], "allowed items are proportional and additive")
-    prop, add = float(raw.get("proportional", 0.0)), float(raw.get("additive", 0.0))
-    if prop < 0 or add < 0 or prop + add == 0:
-        raise InputError("MODEL sigma", raw, "variances must be >= 0 and not both 0")
-    return float(np.sqrt(prop)), float(np.sqrt(add))
+    spec = effects_sigma(raw, model.extra.get("transform"))
+    if "exponential" in spec.variances:
+        raise InputError("MODEL sigma", raw, "fit takes proportional and additive variances (with transform: log, "
+                         "an additive one on the log scale)")
+    return float(np.sqrt(spec.variances.get("proportional", 0.0))), float(np.sqrt(spec.variances.get("additive",
+                                                                                                    0.0)))
 
 
 def individual_observations(data: pd.DataFrame, ind: Individual) -> tuple[Observations, np.ndarray]:
@@ -119,7 +93,7 @@ def predpp_problem(model: PredppModel, data: pd.DataFrame, ind: Individual) -> P
     obs, positions = individual_observations(data, ind)
     obs = Observations(obs.time, np.full(len(obs), OUTPUT, dtype=object), obs.value, obs.blq, obs.lloq, obs.row)
     doses = np.flatnonzero(np.isin(ind.evid, [1, 4]) & (ind.amt > 0))
-    log_scale = _log_transform(model)
+    log_scale = log_transform(model.extra.get("transform"))
     if log_scale and prop > 0:
         raise InputError("MODEL sigma proportional", prop**2, "with transform: log give only an additive variance "
                          "(on the log scale)")
@@ -163,15 +137,6 @@ def predpp_problem(model: PredppModel, data: pd.DataFrame, ind: Individual) -> P
     residual = ResidualModel(np.full(len(obs), prop), np.full(len(obs), add), np.ones(len(obs)))
     return Problem(names, omega, typical, tuple("" for _ in names), obs, residual, predict, f"ID {ind.id}",
                    notes=notes)
-
-
-def _log_transform(model: PredppModel) -> bool:
-    value = model.extra.get("transform")
-    if value is None:
-        return False
-    if str(value).lower() not in ("log", "ltbs"):
-        raise InputError("MODEL transform", value, "the only transform is log (DV = log of the level)")
-    return True
 
 
 def repeat_schedule(schedule: Schedule, s: int) -> Schedule:

@@ -48,12 +48,20 @@ class Problem:
     notes: list[str] = field(default_factory=list)
 
     def objective(self, etas: np.ndarray) -> np.ndarray:
-        """-2 log posterior (up to a constant) of each row of ``etas`` (S, k): NONMEM's conditional objective."""
+        """-2 log posterior (up to a constant) of each row of ``etas`` (S, k): NONMEM's conditional objective.
+
+        Rows the optimiser may try but no patient can have (a random effect beyond :data:`MAX_ETA`, where
+        parameters overflow) get +inf without being predicted.
+        """
         etas = np.atleast_2d(etas)
         self.evaluations += len(etas)
-        pred = self.predict(etas)
-        prior = np.einsum("si,ij,sj->s", etas, self.precision, etas)
-        value = neg2_log_likelihood(pred, self.observations, self.residual) + prior
+        value = np.full(len(etas), np.inf)
+        ok = np.all(np.isfinite(etas) & (np.abs(etas) <= MAX_ETA), axis=1)
+        if ok.any():
+            inside = etas[ok]
+            pred = self.predict(inside)
+            prior = np.einsum("si,ij,sj->s", inside, self.precision, inside)
+            value[ok] = neg2_log_likelihood(pred, self.observations, self.residual) + prior
         return np.where(np.isfinite(value), value, np.inf)
 
     @property
@@ -64,6 +72,10 @@ class Problem:
     def k(self) -> int:
         return len(self.eta_names)
 
+
+MAX_ETA = 30.0
+"""Random effects beyond this (a factor e^30 = 1e13 on a parameter) are not predicted: the prior alone makes
+them impossible, and the parameters they give overflow the engine."""
 
 OCCASION_MARK = " x course "
 """Names of between-course effects: 'k10 x course 2' is the factor on k10 in the second course."""

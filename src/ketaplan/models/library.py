@@ -15,21 +15,23 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from ketaplan._data import read_yaml
 from ketaplan.errors import InputError
 from ketaplan.models.compose import apply_variant, with_pd, with_routes
 from ketaplan.models.spec import ModelSpec, PDModelSpec, RouteTable, ThresholdTable
+from ketaplan.user_yaml import read_yaml_file
 
 DEFAULT_MODELS = {
-    "racemic_iv_adult": "domino_racemic_3cmt_nk",
+    "racemic_iv_adult": "domino_racemic_3cmt_nk:kamp2020",
     "s_ketamine_infusion": "otto_2021_s_ketamine_norketamine",
     "long_lasting_relief": "dahan_2011_crps_pkpd",
     "acute_analgesia": "olofsen_2012_norketamine_pd",
 }
-"""Default model per question (see the README for the reasons)."""
+"""Default model per question (see the README for the reasons; racemic: the Domino set with the norketamine
+compartment and its clearance at the Kamp 2020 meta-analytic mean, checked against independent data in
+docs/validation.md)."""
 
 _KINDS: dict[str, type[BaseModel]] = {"pk": ModelSpec, "pd": PDModelSpec, "routes": RouteTable,
                                       "thresholds": ThresholdTable}
@@ -133,12 +135,7 @@ def load_model(ref: str | Path | ModelSpec) -> ModelSpec:
         raise InputError("model", text, f"is a {kind} file, not a PK model; PK models: {', '.join(library_ids('pk'))}")
     path = Path(text)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise InputError("model", text, "the model file does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise InputError("model", text, f"is not valid YAML ({exc})") from None
+        raw = read_yaml_file(path, "model", "the model file does not exist")
         return parse_spec(raw, f"model file {path.name}")
     raise InputError("model", text, f"not a library model (available: {', '.join(library_ids('pk'))}) nor a YAML file")
 
@@ -152,7 +149,7 @@ def load_pd(ref: str | PDModelSpec) -> PDModelSpec:
         return _load_library(text)
     path = Path(text)
     if path.is_file():
-        return _validate(PDModelSpec, yaml.safe_load(path.read_text()), f"PD file {path.name}")
+        return _validate(PDModelSpec, read_yaml_file(path, "pd"), f"PD file {path.name}")
     raise InputError("pd", text, f"allowed PD models: {', '.join(library_ids('pd'))}")
 
 

@@ -545,7 +545,11 @@ class RouteTable(Strict):
 
 
 class NamedThreshold(Strict):
-    """A plasma concentration of clinical meaning, for one drug form."""
+    """A plasma concentration of clinical meaning, for one drug form.
+
+    Where the literature gives a range rather than a threshold, ``value`` is the central value used for
+    calculations (labelled ``assumed``) and ``low``/``high`` the reported range, with ``range_source``.
+    """
 
     name: str
     role: Literal["target", "side_effect", "reference"]
@@ -556,6 +560,21 @@ class NamedThreshold(Strict):
     confidence: Confidence
     assumed: bool = False
     note: str | None = None
+    low: float | None = None
+    high: float | None = None
+    range_source: str | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> NamedThreshold:
+        if (self.low is None) != (self.high is None):
+            raise ValueError("give both 'low' and 'high' for a range, or neither")
+        if self.low is not None:
+            if not self.low <= self.value <= self.high:
+                raise ValueError(f"the central value {self.value:g} must lie within the range "
+                                 f"{self.low:g}-{self.high:g}")
+            if not self.range_source:
+                raise ValueError("a range needs its 'range_source'")
+        return self
 
 
 class ThresholdTable(Strict):

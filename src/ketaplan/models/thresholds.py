@@ -20,10 +20,15 @@ class Threshold:
     assumed: bool
     extrapolated: bool
     note: str | None = None
+    low: float | None = None
+    high: float | None = None
+    """The reported range where the literature gives one (``value`` is then the central value used)."""
 
     @property
     def label(self) -> str:
         tags = [t for t, on in (("assumption", self.assumed), ("extrapolation", self.extrapolated)) if on]
+        if self.low is not None and self.high is not None:
+            tags.insert(0, f"reported range {self.low:g}-{self.high:g}")
         return f"{self.name} {self.value:g} ng/mL" + (f" ({', '.join(tags)})" if tags else "")
 
 
@@ -40,11 +45,15 @@ def thresholds_for(drug: str) -> dict[str, Threshold]:
     out: dict[str, Threshold] = {}
     for t in table.thresholds:
         if t.drug == drug:
-            out[t.name] = Threshold(t.name, t.role, t.value, t.source, t.confidence, t.assumed, False, t.note)
+            source = f"{t.source}; range: {t.range_source}" if t.range_source else t.source
+            out[t.name] = Threshold(t.name, t.role, t.value, source, t.confidence, t.assumed, False, t.note,
+                                    t.low, t.high)
     for t in table.thresholds:
         if t.drug != drug and t.name not in out:
-            value = t.value / ratio if drug == "s-ketamine" else t.value * ratio
-            source = (f"{t.source}; translated to {drug} with the potency ratio {ratio:g} "
-                      f"({table.potency_s_vs_racemic.source})")
-            out[t.name] = Threshold(t.name, t.role, value, source, "low", t.assumed, True, t.note)
+            factor = 1 / ratio if drug == "s-ketamine" else ratio
+            source = (f"{t.source}{f'; range: {t.range_source}' if t.range_source else ''}; translated to {drug} "
+                      f"with the potency ratio {ratio:g} ({table.potency_s_vs_racemic.source})")
+            low, high = (None, None) if t.low is None else (t.low * factor, t.high * factor)
+            out[t.name] = Threshold(t.name, t.role, t.value * factor, source, "low", t.assumed, True, t.note,
+                                    low, high)
     return out

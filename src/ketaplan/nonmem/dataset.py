@@ -8,6 +8,7 @@ columns are carried through untouched. Every problem is reported as one sentence
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
-from ketaplan.errors import InputError
+from ketaplan.errors import InputError, Verbatim
+from ketaplan.limits import DOSE_EVENTS_PER_INDIVIDUAL, RECORDS_PER_INDIVIDUAL
 
 STANDARD_ITEMS = ("ID", "TIME", "AMT", "RATE", "DUR", "EVID", "CMT", "II", "ADDL", "SS", "MDV", "DV")
 
@@ -117,47 +120,109 @@ class DatasetRecords:
 
 
 def read_dataset(path: str | Path) -> pd.DataFrame:
-    """Read a CSV dataset with every cell as text, so that checks can name bad cells."""
+    """Read a CSV dataset with every cell as text, so that checks can name bad cells.
+
+    The header must name every column once (:func:`check_header`) and every row must have as many fields as
+    the header (the row that does not is named).
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError("DATA", str(path), "the dataset file does not exist")
+    header = csv_header(p)
     try:
-        return pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except Exception as exc:  # pandas raises several parser errors
-        raise InputError("DATA", str(path), f"could not be read as CSV ({exc})") from None
+        table = pa_csv.read_csv(p, convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False,
+            quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid as exc:
+        raise csv_error(p, exc) from None
+    return table.to_pandas()
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's first line, checked by :func:`check_header`."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError("DATA", str(path), f"could not be read as CSV text ({type(exc).__name__})") from None
+    if not header:
+        raise InputError("DATA", str(path), "the file is empty; a header row with the column names is required")
+    check_header(header)
+    return header
+
+
+def csv_error(path: Path, exc: Exception) -> InputError:
+    """The sentence for a CSV file that pyarrow could not read: the first row whose number of fields differs
+    from the header's, when that is the reason."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            width = len(next(reader))
+            for number, row in enumerate(reader, start=1):
+                if row and len(row) != width:
+                    return InputError(f"DATA row {number}", Verbatim(f"{len(row)} fields"),
+                                      f"the header names {width} columns; every row needs one field per column")
+    except (OSError, UnicodeDecodeError, csv.Error):
+        pass
+    return InputError("DATA", str(path), f"could not be read as CSV ({str(exc).strip().splitlines()[0]})")
+
+
+def check_header(columns: list[object]) -> None:
+    """Refuse a column given twice, in any case or spacing ('AMT' and ' amt'): which one would count is a guess."""
+    seen: dict[str, object] = {}
+    for col in columns:
+        key = " ".join(str(col).split()).upper()
+        if key in seen:
+            raise InputError("DATA columns", Verbatim(f"{seen[key]!r} and {str(col)!r}"),
+                             f"the dataset has two columns for {key}; give each column once")
+        seen[key] = str(col)
 
 
 def column_map(data: pd.DataFrame) -> dict[str, str]:
-    """Standard item name -> actual column name, matched case-insensitively."""
+    """Standard item name -> actual column name, matched case-insensitively (a column given twice is refused)."""
+    check_header(list(data.columns))
     found: dict[str, str] = {}
     for col in data.columns:
         key = str(col).strip().upper()
         if key in STANDARD_ITEMS or key in ("DVID", "BLQ", "LLOQ"):
-            if key in found:
-                raise InputError(f"column {col}", col, f"the dataset has two columns for {key}")
             found[key] = col
     return found
 
 
-_MISSING = ("", ".", "nan", "NaN", "NA")
+MAX_COMPARTMENT = 1000
+"""Larger CMT values are refused before they are made integers (no PREDPP model has more compartments)."""
+
+_MISSING = ("", ".", "NA")
+"""Cells that mean 'missing' (NONMEM's '.', an empty cell, R's NA); text such as 'nan' or 'inf' is refused."""
 
 
 def numeric_column(data: pd.DataFrame, column: str, item: str | None = None) -> np.ndarray:
-    """A column as floats; "." and empty are NaN; anything else non-numeric is refused."""
+    """A column as finite floats; "." and empty are NaN (missing); 'nan', 'inf' and other text are refused."""
     raw = data[column]
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        return raw.to_numpy(dtype=float)
+        values = raw.to_numpy(dtype=float)
+        if np.isinf(values.min(initial=0.0)) or np.isinf(values.max(initial=0.0)):
+            i = int(np.flatnonzero(np.isinf(values))[0])
+            raise InputError(f"row {i + 1}, column {item or column}", float(values[i]), "a finite number is required")
+        return values
     text = raw.astype(str).str.strip()
-    missing = text.isin(_MISSING)
-    cleaned = text.mask(missing, "nan")
+    missing = (text.isin(_MISSING) | raw.isna()).to_numpy()
+    cleaned = text.mask(missing, "")
     try:
-        return pc.cast(pa.array(cleaned, type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass  # some cell is not a number: find the first one, slowly, to name it
-    values = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(np.isnan(values) & ~missing.to_numpy())
-    i = int(bad[0])
-    raise InputError(f"row {i + 1}, column {item or column}", raw.iloc[i], "a number is required")
+        values = pc.cast(pa.array(cleaned.mask(missing, None), type=pa.string()), pa.float64()) \
+            .to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # some cell is not a number: find the first one to name it
+        values = pd.to_numeric(cleaned.mask(missing, "nan"), errors="coerce").to_numpy(dtype=float)
+        text_cells = ~missing & np.isnan(values)
+        if text_cells.any():
+            i = int(np.argmax(text_cells))
+            raise InputError(f"row {i + 1}, column {item or column}", raw.iloc[i], "a number is required") from None
+    bad = ~missing & ~np.isfinite(values)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(f"row {i + 1}, column {item or column}", raw.iloc[i],
+                         "a finite number is required (a missing value is '.' or an empty cell)")
+    return values
 
 
 def check_records(data: pd.DataFrame) -> DatasetRecords:
@@ -179,6 +244,7 @@ def check_records(data: pd.DataFrame) -> DatasetRecords:
         if item in cols and item not in ("ID", "CMT"):
             values[item] = numeric_column(data, cols[item], item)
     first_rows = _id_runs(data[cols["ID"]])
+    check_individual_lengths(first_rows, n, data[cols["ID"]])
 
     time = values["TIME"]
     if not (np.isfinite(time.max()) and np.isfinite(time.min())):
@@ -204,6 +270,15 @@ def check_records(data: pd.DataFrame) -> DatasetRecords:
     sparse = {"evid": evid.astype(np.int64), "amt": item["AMT"], "rate": item["RATE"], "dur": item["DUR"],
               "ii": item["II"], "addl": item["ADDL"].astype(np.int64), "ss": item["SS"].astype(np.int64)}
     return DatasetRecords(ids, np.append(first_rows, n), time, cmt, active, sparse)
+
+
+def check_individual_lengths(first_rows: np.ndarray, n_rows: int, ids: pd.Series, offset: int = 0) -> None:
+    """Refuse an individual with more records than :data:`ketaplan.limits.RECORDS_PER_INDIVIDUAL`."""
+    counts = np.diff(np.append(first_rows, n_rows))
+    if len(counts) and counts.max() > RECORDS_PER_INDIVIDUAL.value:
+        i = int(np.argmax(counts))
+        RECORDS_PER_INDIVIDUAL.check(f"rows {offset + first_rows[i] + 1} on, ID {str(ids.iloc[first_rows[i]]).strip()}",
+                                     float(counts[i]), "split the individual's records or give them fewer rows")
 
 
 def _id_runs(raw: pd.Series) -> np.ndarray:
@@ -260,6 +335,10 @@ def _whole_cmt(data: pd.DataFrame, column: str | None) -> np.ndarray:
     cmt = numeric_column(data, column, "CMT")
     if np.isnan(cmt.min()) or np.isnan(cmt.max()):
         cmt = np.nan_to_num(cmt, nan=0.0)
+    if len(cmt) and np.abs(cmt).max() > MAX_COMPARTMENT:
+        i = int(np.argmax(np.abs(cmt) > MAX_COMPARTMENT))
+        raise InputError(f"row {i + 1}, column CMT", float(cmt[i]), "a compartment number: a whole number from 1 to "
+                         "the model's compartments (0 or '.' for the default one)")
     whole = cmt.astype(np.int64)
     if not np.array_equal(whole, cmt):
         _require_integer(cmt, "CMT", None)
@@ -269,7 +348,7 @@ def _whole_cmt(data: pd.DataFrame, column: str | None) -> np.ndarray:
 def _require_finite(arr: np.ndarray, item: str) -> None:
     bad = np.flatnonzero(~np.isfinite(arr))
     if len(bad):
-        raise InputError(f"row {bad[0] + 1}, column {item}", "missing", "a number is required")
+        raise InputError(f"row {bad[0] + 1}, column {item}", None, "a number is required")
 
 
 def _require_integer(arr: np.ndarray, item: str, rows: np.ndarray | None) -> None:
@@ -301,6 +380,9 @@ def _check_items(time, cmt, rows, amt, rate, dur, ii, addl, ss, evid) -> None:
     ]
     for item, arr in (("AMT", amt), ("II", ii), ("ADDL", addl), ("DUR", dur)):
         checks.append((item, arr, arr < 0, rows, f"{item} must be >= 0"))
+    checks.append(("ADDL", addl, addl >= DOSE_EVENTS_PER_INDIVIDUAL.value, rows,
+                   f"additional doses are limited to {DOSE_EVENTS_PER_INDIVIDUAL.text()}; use a steady-state dose "
+                   "(SS=1) or fewer additional doses"))
     checks.append(("RATE", rate, (rate < 0) & (rate != -1) & (rate != -2), rows,
                    "allowed values are 0 (bolus), a positive rate, -1 (modelled rate) or -2 (modelled duration)"))
     for item, arr, bad, where, allowed in checks:

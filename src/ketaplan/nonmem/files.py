@@ -22,7 +22,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ketaplan.errors import InputError
-from ketaplan.nonmem.dataset import column_map
+from ketaplan.limits import RECORDS_PER_INDIVIDUAL
+from ketaplan.nonmem.dataset import column_map, csv_error, csv_header
 from ketaplan.nonmem.predpp import PredppModel, load_model
 from ketaplan.nonmem.simulate import simulate_dataset
 
@@ -52,6 +53,11 @@ def read_chunks(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[tupl
         while len(pending) > chunk_rows:
             cut = _individual_start_after(pending, chunk_rows)
             if cut is None:
+                longest = len(pending) - chunk_rows  # rows of one individual so far (no ID change among them)
+                if longest > RECORDS_PER_INDIVIDUAL.value:  # refused before more of it is read
+                    last_id = str(pending[column_map(pending)["ID"]].iloc[-1]).strip()
+                    RECORDS_PER_INDIVIDUAL.check(f"rows from {first_row + chunk_rows + 1}, ID {last_id}", longest,
+                                                 "split the individual's records or give them fewer rows")
                 break  # the individual at the end may go on in the next block
             yield first_row, pending.iloc[:cut].reset_index(drop=True)
             first_row += cut
@@ -79,10 +85,7 @@ def count_rows(path: str | Path) -> int:
 
 
 def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    with path.open(newline="") as fh:
-        header = next(csv.reader(fh), None)
-    if not header:
-        raise InputError("DATA", str(path), "the file is empty; a header row with the column names is required")
+    header = csv_header(path)
     try:
         reader = pa_csv.open_csv(
             path, read_options=pa_csv.ReadOptions(block_size=16 << 20),
@@ -90,7 +93,7 @@ def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
                                                   strings_can_be_null=False, quoted_strings_can_be_null=False))
         yield from reader
     except pa.ArrowInvalid as exc:
-        raise InputError("DATA", str(path), f"could not be read as CSV ({_arrow_reason(exc)})") from None
+        raise csv_error(path, exc) from None
 
 
 def _parquet_batches(path: Path, chunk_rows: int) -> Iterator[pa.RecordBatch]:

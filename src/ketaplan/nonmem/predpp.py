@@ -31,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ketaplan.engine.system import LinearStructure, Transfer
 from ketaplan.errors import InputError
 from ketaplan.nonmem.control_stream import is_control_stream, read_control_stream
 from ketaplan.nonmem.dataset import numeric_column
 from ketaplan.nonmem.expressions import Expression, column_symbol, compile_expressions, parse_expression
+from ketaplan.nonmem.random_effects import log_transform, parse_omega, parse_sigma
+from ketaplan.user_yaml import read_yaml_file
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ def _advans() -> dict[int, Advan]:
 
 
 ADVANS = _advans()
+POSITIVE = frozenset({"CL", "K", "SCALE"})
+"""Parameters that must be > 0 besides the volumes: without elimination or with a zero scale every output is
+0 or grows for ever, which no dataset describes."""
 _MODIFIER = re.compile(r"^(F|ALAG|R|D)(\d+)$")
 _RESERVED = {"advan", "trans", "scale", "parameters", "omega", "sigma", "transform", "name", "description", "theta"}
 
@@ -141,13 +145,7 @@ def load_model(source: Mapping | str | Path) -> PredppModel:
     if is_control_stream(source):
         return load_model(read_control_stream(source).model)
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise InputError("MODEL", str(source), "the model file does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise InputError("MODEL", str(source), f"is not valid YAML ({exc})") from None
+        raw = read_yaml_file(source, "MODEL", "the model file does not exist")
     else:
         raw = dict(source)
     if not isinstance(raw, Mapping):
@@ -162,15 +160,33 @@ def load_model(source: Mapping | str | Path) -> PredppModel:
         if key.lower() in items:  # e.g. scale and SCALE
             raise InputError(f"MODEL {key}", v, f"{key.lower()} is given twice")
         items[key.lower()] = v  # the reserved items are read whatever their case (SCALE, Advan, ...)
-    for key, v in dict(items.pop("parameters", {}) or {}).items():
+    nested = items.pop("parameters", None)
+    if nested is not None and not isinstance(nested, Mapping):
+        raise InputError("MODEL parameters", nested, "a mapping of parameter names to values, e.g. {CL: 1.1, V: 20}")
+    for key, v in dict(nested or {}).items():
         if str(key) in params:
             raise InputError(f"MODEL {key}", v, f"{key} is given both at the top and under parameters")
         params[str(key)] = v
     advan_value = items.get("advan")
-    if advan_value not in ADVANS:
-        raise InputError("MODEL advan", advan_value, "allowed structures are advan 1, 2, 3, 4, 11 and 12")
-    advan = ADVANS[int(advan_value)]
-    return _build(advan, params, items)
+    if isinstance(advan_value, bool) or not isinstance(advan_value, int) or advan_value not in ADVANS:
+        raise InputError("MODEL advan", advan_value, "allowed structures are advan 1, 2, 3, 4, 11 and 12 (a whole "
+                         "number)")
+    advan = ADVANS[advan_value]
+    model = _build(advan, params, items)
+    check_random_effects(model)
+    return model
+
+
+def check_random_effects(model: PredppModel) -> None:
+    """Refuse a bad ``omega``, ``sigma`` or ``transform`` when the model is read, whatever later uses them:
+    variances must be numbers >= 0 (OMEGA positive semi-definite), the transform a known one."""
+    extra = model.extra
+    if extra.get("omega") is not None:
+        parse_omega(extra["omega"], tuple(model.parameters))
+    if extra.get("sigma") is not None:
+        parse_sigma(extra["sigma"], extra.get("transform"))
+    elif extra.get("transform") is not None:
+        log_transform(extra["transform"])
 
 
 def parse_thetas(raw: object) -> tuple[Theta, ...]:
@@ -336,11 +352,14 @@ def row_parameters(model: PredppModel, data: pd.DataFrame) -> dict[str, np.ndarr
             label = "scale" if name == "SCALE" else name
             raise InputError(f"row {bad[0] + 1}, {_where(sources[name])}", "missing",
                              f"{label} needs a number on every row")
-        volume = name.startswith("V")
-        if low <= 0 if volume else low < 0:
-            bad = np.flatnonzero(np.atleast_1d(arr <= 0 if volume else arr < 0))
-            raise InputError(f"row {bad[0] + 1}, parameter {name}", float(np.atleast_1d(arr)[bad[0]]),
-                             "volumes must be > 0 and rate constants >= 0")
+        positive = name.startswith("V") or name in POSITIVE
+        if low <= 0 if positive else low < 0:
+            bad = np.flatnonzero(np.atleast_1d(arr <= 0 if positive else arr < 0))
+            label = "scale" if name == "SCALE" else name
+            where = f"MODEL {label}" if arr.ndim == 0 else f"row {bad[0] + 1}, parameter {label}"
+            raise InputError(where, float(np.atleast_1d(arr)[bad[0]]),
+                             "volumes, the clearance CL (or K) and the scale must be > 0, other rate constants "
+                             ">= 0")
     return out
 
 

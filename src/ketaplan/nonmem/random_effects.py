@@ -252,14 +252,15 @@ def parse_sigma(raw: object, transform: object = None) -> SigmaSpec:
         str(f).lower() for f in (fix if isinstance(fix, list) else [] if fix is False else [fix]))
     if not fixed <= set(variances) or (fix is not True and fix is not False and not isinstance(fix, (list, str))):
         raise InputError("MODEL sigma fix", fix, "true, or the names of the fixed variances")
-    log_dv = _log_transform(transform)
+    log_dv = log_transform(transform)
     if log_dv and set(variances) != {"additive"}:
         raise InputError("MODEL sigma", dict(raw), "with transform: log give only an additive variance (on the log "
                          "scale)")
     return SigmaSpec(variances, fixed, log_dv)
 
 
-def _log_transform(value: object) -> bool:
+def log_transform(value: object) -> bool:
+    """True for ``transform: log`` (DV are natural logs), False when absent; anything else is refused."""
     if value is None:
         return False
     if str(value).lower() not in ("log", "ltbs"):

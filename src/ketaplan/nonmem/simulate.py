@@ -21,6 +21,7 @@ import pandas as pd
 from ketaplan.engine.exact import solve
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, Schedule, compile_batch
 from ketaplan.errors import InputError
+from ketaplan.finite import require_finite
 from ketaplan.nonmem.dataset import DatasetRecords, Individual, check_records
 from ketaplan.nonmem.predpp import PredppModel, load_model, micro_parameters, row_modifiers, row_parameters
 
@@ -39,6 +40,7 @@ def simulate_dataset(data: pd.DataFrame, model: Mapping | str | Path | PredppMod
     ipred = np.divide(amounts[pm.advan.central], params[pm.central_volume_name])
     ipred *= params["SCALE"]
     added = {"IPRED": ipred} | {f"A{j + 1}": amounts[j] for j in range(pm.n_states)}
+    require_finite(added)
     if any(name in data.columns for name in added):
         return data.assign(**added)  # replaces the old columns in place
     return pd.concat([data, pd.DataFrame(added, index=data.index, copy=False)], axis=1)
@@ -64,8 +66,8 @@ def simulate_records(records: DatasetRecords, pm: PredppModel, params: dict[str,
     if len(group) == records.n_individuals and _rectangular(records):
         return _solve_rectangular(records, schedule, _rate_matrices(pm, params, first))
     amounts = np.empty((pm.n_states, records.n_rows))
-    if len(group):
-        _solve_group(records, group, schedule.take(group), _rate_matrices(pm, params, first[group]), amounts)
+    for batch in _batches(np.diff(records.starts), group):
+        _solve_group(records, batch, schedule.take(batch), _rate_matrices(pm, params, first[batch]), amounts)
     for i in np.flatnonzero(~constant):
         ind = records.individual(int(i))
         merged, seg_rows = record_segments(ind, _trimmed(schedule.take(slice(i, i + 1))))
@@ -81,6 +83,25 @@ def _rate_matrices(pm: PredppModel, params: dict[str, np.ndarray], rows: np.ndar
     micro = micro_parameters(pm, {name: at[name] for name in pm.parameters})
     structure = pm.structure()
     return structure.rate_matrix({name: micro[name] for name in structure.parameter_names()})
+
+
+PAD_ELEMENTS = 4_000_000
+"""Most cells of one padded (individuals x records) grid: individuals are batched by their number of records,
+so one individual with 400,000 records does not pad a thousand others to its length."""
+
+
+def _batches(counts: np.ndarray, group: np.ndarray) -> list[np.ndarray]:
+    """``group`` split into batches of individuals with similar record counts, each grid within PAD_ELEMENTS."""
+    if len(group) == 0:
+        return []
+    ordered = group[np.argsort(counts[group], kind="stable")]
+    widths = counts[ordered]
+    out, begin = [], 0
+    for end in range(1, len(ordered) + 1):
+        if end == len(ordered) or (end + 1 - begin) * widths[end] > PAD_ELEMENTS:
+            out.append(np.sort(ordered[begin:end]))
+            begin = end
+    return out
 
 
 def _rectangular(records: DatasetRecords) -> bool:

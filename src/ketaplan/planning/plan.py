@@ -76,13 +76,15 @@ def simulate(
     overrides: Mapping[str, float] | None = None,
     force: bool = False,
     s_fraction: float = 0.5,
+    spread: bool = True,
 ) -> SimulationFrame:
     """Simulate a regimen (text, YAML file or :class:`Regimen`) for one patient; see the module docstring.
 
     ``until`` is the end of the simulation in hours from the first dose (default: 12 weeks after the
     last dose). ``relief_threshold`` is the predicted relief (fraction of baseline pain, responder)
     below which the next course is due. Doses outside the usual ranges produce warnings; doses that
-    are almost certainly unit slips are refused (:class:`InputError`) unless ``force``.
+    are almost certainly unit slips are refused (:class:`InputError`) unless ``force``. ``spread`` adds the
+    spread of relief duration over patients like this one (median and 90 % interval, :mod:`relief_spread`).
     """
     reg = load_regimen(regimen) if isinstance(regimen, str) else regimen
     pat = patient if patient is not None else Patient(weight if weight is not None else _missing_weight(),
@@ -110,7 +112,7 @@ def simulate(
 
     spread_spec = with_values(spec, overrides, "--set") if overrides else spec
     frame = SimulationFrame(run.frame)
-    frame.relief_spread = relief_spread(spread_spec, reg, pat, relief_threshold)
+    frame.relief_spread = relief_spread(spread_spec, reg, pat, relief_threshold) if spread else None
     frame.summary = with_spread(summary, frame.relief_spread)
     frame.findings = sorted(findings, key=lambda f: ("refused", "warning", "info").index(f.severity))
     frame.spec = spec

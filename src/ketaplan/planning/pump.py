@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from ketaplan.errors import InputError
+from ketaplan.limits import CONTAINER_CHANGES
 from ketaplan.regimen.courses import administrations, group_courses
 from ketaplan.regimen.events import DoseEvent, Regimen
 
@@ -134,6 +135,9 @@ def pump_plan(regimen: Regimen, weight_kg: float | None, concentration_mg_ml: fl
     segments.sort(key=lambda s: s.start_h)
     if not segments and not boluses:
         raise InputError("regimen", regimen.label or "this regimen", "has no IV dose for a pump")
+    CONTAINER_CHANGES.check("pump plan", expected_changes(segments, container_ml, max_hang_h),
+                            f"check the concentration ({concentration_mg_ml:g} mg/mL), the {container} volume "
+                            f"({container_ml:g} mL) and --max-hang ({max_hang_h:g} h)")
     changes = _container_changes(segments, container_ml, concentration_mg_ml, regimen.start, max_hang_h)
     per_day = _per_day(segments, boluses, regimen.start)
     per_course = _per_course(courses, segments, boluses, changes)
@@ -148,6 +152,13 @@ def pump_plan(regimen: Regimen, weight_kg: float | None, concentration_mg_ml: fl
                      "slightly from the prescription (see the delivered mg/h)")
     return PumpPlan(concentration_mg_ml, container, container_ml, increment_ml_h, segments, changes, boluses,
                     per_day, per_course, regimen.start, notes)
+
+
+def expected_changes(segments: list[PumpSegment], container_ml: float, max_hang_h: float) -> float:
+    """At least as many container changes as the plan will list, counted without listing them: per infusion
+    one container, one more each time the volume runs out and each time the hang time ends."""
+    return sum(1.0 + (s.end_h - s.start_h) * s.rate_ml_h_rounded / container_ml + (s.end_h - s.start_h) / max_hang_h
+               for s in segments)
 
 
 def _container_changes(segments: list[PumpSegment], container_ml: float, conc: float, start: datetime | None,

@@ -10,9 +10,10 @@ import pandas as pd
 from ketaplan.errors import InputError
 from ketaplan.models.spec import ModelSpec
 from ketaplan.population.covariates import read_covariates
-from ketaplan.population.model_run import make_spec
+from ketaplan.population.model_run import PopulationSpec, make_spec
 from ketaplan.population.run import DEFAULT_CHUNK, DEFAULT_PERCENTILES, PopulationResult, run_population
 from ketaplan.population.search import SearchCriteria, SearchResult, SearchSpace, search_regimens, split_values
+from ketaplan.population.work import Work, check_patients, check_points
 from ketaplan.regimen.events import Regimen
 from ketaplan.regimen.text import load_regimen
 from ketaplan.regimen.units import Kind, parse, parse_dose
@@ -37,6 +38,7 @@ def simulate_population(
     scheduler: str | None = None,
     chunk: int = DEFAULT_CHUNK,
     on_chunk: Callable[[int, int], None] | None = None,
+    before_run: Callable[[PopulationSpec], None] | None = None,
 ) -> PopulationResult:
     """Simulate ``n`` virtual patients under ``regimen`` and summarise them.
 
@@ -46,8 +48,11 @@ def simulate_population(
     psychotomimetic risk, responder fraction, relief duration). The same ``seed`` gives the same
     result whatever ``chunk``, ``workers`` or ``scheduler``. ``until`` is the horizon in hours.
     ``sample_times`` (h) adds predicted and observed (model residual error) plasma levels per patient;
-    ``effect_site`` adds the effect-site percentile band.
+    ``effect_site`` adds the effect-site percentile band. ``before_run(pspec)`` is called once the population
+    is specified and sized, before any patient is simulated (the command line estimates the time there and
+    may refuse a large run without --yes).
     """
+    check_patients(n, workers, chunk)
     reg = load_regimen(regimen) if isinstance(regimen, str) else regimen
     spec = model_for(reg, model)
     table = None
@@ -64,6 +69,9 @@ def simulate_population(
     pspec = make_spec(reg, spec, n, seed, horizon=until, relief_threshold=relief_threshold,
                       window_fraction=window_fraction, covariate_table=table, overrides=dict(overrides or {}),
                       sample_times=tuple(sample_times), effect_site=effect_site)
+    check_points("population", Work(pspec.n, len(pspec.times)))
+    if before_run is not None:
+        before_run(pspec)
     return run_population(pspec, chunk=chunk, percentiles=percentiles, workers=workers, scheduler=scheduler,
                           on_chunk=on_chunk)
 

@@ -18,6 +18,7 @@ from scipy.special import ndtr, ndtri
 
 from ketaplan.engine.build import Covariates
 from ketaplan.errors import InputError
+from ketaplan.limits import TABLE_FILE_BYTES
 
 BLOCK = 4096
 """Subjects per random-number block; any chunking reproduces the same numbers per subject."""
@@ -94,6 +95,7 @@ def read_covariates(path: str | Path) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
         raise InputError("--covariates", str(path), "the file does not exist")
+    TABLE_FILE_BYTES.check("--covariates", p.stat().st_size, "give fewer rows (the table is cycled over the patients)")
     try:
         frame = pd.read_csv(p)
     except Exception as exc:

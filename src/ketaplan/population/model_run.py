@@ -24,7 +24,7 @@ from ketaplan.population.covariates import covariates_from_table, sample_covaria
 from ketaplan.population.variability import eta_parameters, sample_course_etas, sample_etas
 from ketaplan.regimen.courses import Course, administrations, group_courses
 from ketaplan.regimen.events import Regimen
-from ketaplan.simulation.run import analyte_outputs, relief_layer
+from ketaplan.simulation.run import analyte_outputs, check_horizon, relief_layer
 
 GEOMETRIC_POINTS = 24
 """Grid points after each dose's start and end, spaced geometrically from 1 minute to 12 hours."""
@@ -90,8 +90,11 @@ def make_spec(regimen: Regimen, spec: ModelSpec, n: int, seed: int = 1, horizon:
     """A population specification on the default grid (to 12 weeks after the last dose unless ``horizon``)."""
     if eta_parameters(spec, occasion=True):
         expand_repeats(_timing_regimen(regimen))  # refuses steady-state doses, which cannot change by course
-    courses = group_courses(administrations(_timing_regimen(regimen)))
+    timing = _timing_regimen(regimen)
+    check_horizon(max(timing.end_time(), horizon or 0.0))
+    courses = group_courses(administrations(timing))
     end = horizon if horizon is not None else courses[-1].end + 12 * 7 * 24.0
+    check_horizon(end)
     samples = tuple(float(t) for t in kw.get("sample_times", ()))
     for t in samples:
         if not 0 <= t <= end:

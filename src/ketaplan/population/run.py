@@ -8,6 +8,7 @@ whatever the chunk size or number of workers, and histogram counts add exactly, 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,9 +16,11 @@ import numpy as np
 import pandas as pd
 
 from ketaplan.errors import InputError
+from ketaplan.finite import require_finite
 from ketaplan.population.metrics import Columns, subject_metrics
 from ketaplan.population.model_run import PopulationSpec, simulate_slice
 from ketaplan.population.stream import Binning, Histograms, percentiles_from_counts
+from ketaplan.population.work import Work, check_patients, check_points
 
 DEFAULT_PERCENTILES = (5.0, 50.0, 95.0)
 DEFAULT_CHUNK = 2000
@@ -74,6 +77,20 @@ def check_percentiles(percentiles) -> tuple[float, ...]:
     return qs
 
 
+PILOT_POINTS = 200_000
+"""Grid values (patients x times) of the pilot chunk that times a large run (well under a second)."""
+
+
+def estimate_seconds(pspec: PopulationSpec, workers: int | None = None) -> float:
+    """Seconds the whole run should take here, from a timed pilot chunk of the same population (its result is
+    discarded), divided among ``workers`` processes."""
+    size = max(1, min(pspec.n, PILOT_POINTS // max(len(pspec.times), 1)))
+    start = time.perf_counter()
+    simulate_chunk(pspec, 0, size)
+    per_patient = (time.perf_counter() - start) / size
+    return per_patient * pspec.n / max(workers or 1, 1)
+
+
 def run_population(pspec: PopulationSpec, chunk: int = DEFAULT_CHUNK, percentiles=DEFAULT_PERCENTILES,
                    workers: int | None = None, scheduler: str | None = None,
                    on_chunk: Callable[[int, int], None] | None = None) -> PopulationResult:
@@ -81,16 +98,12 @@ def run_population(pspec: PopulationSpec, chunk: int = DEFAULT_CHUNK, percentile
 
     ``on_chunk(done, total)`` is called after each chunk (for progress bars).
     """
-    if pspec.n < 1:
-        raise InputError("--n", pspec.n, "at least 1 virtual patient is needed")
+    check_patients(pspec.n, workers, chunk)
+    check_points("population", Work(pspec.n, len(pspec.times)))
     if pspec.seed < 0:
         raise InputError("--seed", pspec.seed, "a whole number >= 0")
-    if chunk < 1:
-        raise InputError("chunk", chunk, "must be at least 1 subject")
     if workers is not None and scheduler is not None:
         raise InputError("--workers/--scheduler", f"{workers} and {scheduler}", "give one of them, not both")
-    if workers is not None and workers < 1:
-        raise InputError("--workers", workers, "at least 1 worker")
     qs = check_percentiles(percentiles)
     ranges = chunk_ranges(pspec.n, chunk)
     fold = _Fold()
@@ -122,6 +135,8 @@ class _Fold:
     def result(self, pspec: PopulationSpec, qs: tuple[float, ...]) -> PopulationResult:
         parts = [self.columns[k] for k in sorted(self.columns)]
         subjects = pd.DataFrame({name: np.concatenate([p[name] for p in parts]) for name in parts[0]})
+        require_finite({name: subjects[name].to_numpy() for name in ("cmax_ng_ml", "auc_ng_h_ml")},
+                       lambda i: f"virtual patient {i + 1}")
         bands = {name: bands_from_counts(total, pspec.times[pspec.band_index], qs,
                                          Binning.fraction() if name == "relief" else Binning.concentration())
                  for name, total in self.counts.items()}

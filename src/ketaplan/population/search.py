@@ -26,6 +26,7 @@ from ketaplan.models.spec import ModelSpec
 from ketaplan.population.metrics import Columns, subject_metrics
 from ketaplan.population.model_run import make_spec, simulate_slice
 from ketaplan.population.run import chunk_ranges
+from ketaplan.population.work import Work, check_candidates, check_patients, check_points
 from ketaplan.regimen.events import Regimen
 
 
@@ -47,6 +48,7 @@ class SearchSpace:
                 raise InputError(name, list(values), "give one or more values above 0")
         if self.courses < 1:
             raise InputError("--courses", self.courses, "at least 1 course")
+        check_candidates(len(self.rates) * len(self.durations_h) * len(self.intervals_h))
         for d, i in product(self.durations_h, self.intervals_h):
             if self.courses > 1 and i <= d:
                 raise InputError("--intervals", f"{i / 24:g} d", f"each interval must be longer than the infusion "
@@ -123,12 +125,14 @@ def search_regimens(space: SearchSpace, criteria: SearchCriteria, spec: ModelSpe
     """
     if n < 10:
         raise InputError("--n", n, "at least 10 virtual patients per candidate")
+    check_patients(n, None, chunk)
     pairs = list(product(space.durations_h, space.intervals_h))
+    pspecs = [make_spec(space.regimen(1.0, duration, interval), spec, n, seed,
+                        relief_threshold=criteria.relief_threshold, window_fraction=criteria.window_fraction)
+              for duration, interval in pairs]
+    check_points("search", Work(n, max(len(p.times) for p in pspecs), len(pairs)))
     rows = []
-    for step, (duration, interval) in enumerate(pairs, start=1):
-        unit_regimen = space.regimen(1.0, duration, interval)
-        pspec = make_spec(unit_regimen, spec, n, seed, relief_threshold=criteria.relief_threshold,
-                          window_fraction=criteria.window_fraction)
+    for step, ((duration, interval), pspec) in enumerate(zip(pairs, pspecs, strict=True), start=1):
         sums = {rate: _Tally() for rate in space.rates}
         for a, b in chunk_ranges(n, chunk):
             sv = simulate_slice(pspec, a, b)

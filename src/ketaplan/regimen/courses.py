@@ -56,9 +56,12 @@ def administrations(regimen: Regimen) -> list[Administration]:
 def group_courses(admins: list[Administration], gap: float = COURSE_GAP_H) -> list[Course]:
     """Consecutive administrations with gaps below ``gap`` hours form a course."""
     courses: list[list[Administration]] = []
+    ends: list[float] = []  # the latest end of each course so far: one comparison per administration
     for a in admins:
-        if courses and a.start - max(x.end for x in courses[-1]) < gap:
+        if courses and a.start - ends[-1] < gap:
             courses[-1].append(a)
+            ends[-1] = max(ends[-1], a.end)
         else:
             courses.append([a])
-    return [Course(i + 1, c[0].start, max(a.end for a in c), tuple(c)) for i, c in enumerate(courses)]
+            ends.append(a.end)
+    return [Course(i + 1, c[0].start, end, tuple(c)) for i, (c, end) in enumerate(zip(courses, ends, strict=True))]

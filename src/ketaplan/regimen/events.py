@@ -18,6 +18,7 @@ from datetime import datetime
 import numpy as np
 
 from ketaplan.errors import InputError
+from ketaplan.limits import DOSES_PER_PLAN
 from ketaplan.regimen.units import Kind, hcl_to_base, parse, parse_dose
 
 ROUTES = ("iv", "im", "oral", "intranasal", "sublingual", "rectal", "topical", "inhaled")
@@ -92,7 +93,7 @@ def _check_event(e: DoseEvent) -> None:
         (e.duration >= 0 and np.isfinite(e.duration), "duration", e.duration, "durations must be >= 0 h"),
         (not (e.rate > 0 and e.duration > 0), "rate and duration", (e.rate, e.duration),
          "give an infusion's rate or its duration, not both"),
-        (e.ii >= 0, "every", e.ii, "intervals must be >= 0 h"),
+        (e.ii >= 0 and np.isfinite(e.ii), "every", e.ii, "intervals must be finite and >= 0 h"),
         (e.addl >= 0, "courses", e.addl + 1, "at least 1 course"),
         (e.addl == 0 or e.ii > 0, "every", e.ii, "repeated doses need an interval > 0"),
         (e.ss in (0, 1, 2), "ss", e.ss, "allowed values are 0, 1 and 2"),
@@ -119,6 +120,8 @@ class Regimen:
             raise InputError("drug", self.drug, f"allowed forms are {', '.join(DRUG_FORMS)}")
         ordered = tuple(sorted(self.events, key=lambda e: e.time))
         object.__setattr__(self, "events", ordered)
+        DOSES_PER_PLAN.check("regimen", sum(e.addl + 1 for e in ordered if e.evid != 3),
+                             "give fewer repeats ('x N'), a longer interval or a shorter treatment")
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -281,4 +284,16 @@ def _repeat(event: DoseEvent, every: str | None, courses: int) -> DoseEvent:
     ii = parse(every, Kind.DURATION, "every")
     if ii <= 0:
         raise InputError("every", every, "the interval must be > 0")
+    check_no_overlap(event, ii, courses, "every", every)
     return replace(event, ii=ii, addl=courses - 1)
+
+
+def check_no_overlap(event: DoseEvent, interval: float, courses: int, field: str, value: object) -> None:
+    """Refuse repeats of an infusion that start before the previous one ends: the copies would run at once and
+    add up (20 mg/h every 1 h x 100 is 100 infusions together, 2,000 mg/h), which no plan means."""
+    hours = event.infusion_hours
+    if courses > 1 and hours > interval * (1 + 1e-9):
+        together = min(courses, int(np.ceil(hours / interval - 1e-9)))
+        raise InputError(field, value, f"each infusion lasts {hours:g} h but starts again every {interval:g} h, so "
+                         f"{together:,} would run at once; repeat at intervals of at least {hours:g} h, or give one "
+                         "infusion at the total rate")

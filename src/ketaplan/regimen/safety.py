@@ -85,6 +85,13 @@ def check_regimen(regimen: Regimen, weight_kg: float, force: bool = False) -> li
                                         f"{text}: {rate:g} mg/h for {hours:g} h is above the {lo_l:g}-{hi_l:g} mg/h "
                                         f"used for multi-day infusions ({r['long_infusion_range_mg_h']['note']})",
                                         _cite(r["long_infusion_range_mg_h"]["source"])))
+            floor = r["refuse_below_mg_per_kg_h"]
+            if per_kg < floor["value"]:
+                detail = (f"{rate:g} mg/h = {per_kg:.3g} mg/kg/h for {weight_kg:g} kg is far below any analgesic rate "
+                          f"(below {floor['value']:g} mg/kg/h, {floor['note']}); a unit slip such as ug/h for mg/h "
+                          "is likely")
+                findings.append(_refuse(text, detail, floor["source"], force))
+                continue
             if rate < 1.0:
                 findings.append(Finding("warning", "rate_far_below",
                                         f"{text}: {rate:g} mg/h is far below any analgesic rate; check the unit "
@@ -102,11 +109,45 @@ def check_regimen(regimen: Regimen, weight_kg: float, force: bool = False) -> li
                 findings.append(Finding("warning", "bolus_above_range",
                                         f"{text}: bolus {per_kg:.2f} mg/kg is above {cap['value']:g} mg/kg "
                                         f"({cap['note']})", _cite(cap["source"])))
+        floor = r["refuse_dose_below_mg_per_kg"]
+        if hours <= 0.25 and e.route != "topical" and e.amount / weight_kg < floor["value"]:
+            detail = (f"{e.amount:g} mg = {e.amount / weight_kg:.3g} mg/kg for {weight_kg:g} kg is far below any "
+                      f"analgesic dose (below {floor['value']:g} mg/kg, {floor['note']}); a unit slip such as ug for "
+                      "mg is likely")
+            findings.append(_refuse(text, detail, floor["source"], force))
+            continue
         if e.amount < 1.0 and e.route != "topical":
             findings.append(Finding("warning", "dose_far_below",
                                     f"{text}: {e.amount:g} mg per dose is far below any analgesic dose; check the unit "
                                     "(ug typed for mg?)", _cite("asra2018")))
+    if not any(f.code == "refused_forced" for f in findings):
+        findings += _check_concurrent(resolved, weight_kg, r["refuse_above_mg_per_kg_h"], force)
     return findings
+
+
+def peak_iv_rate(resolved: Regimen) -> tuple[float, float]:
+    """The highest total rate (mg/h) of IV infusions running at the same time, and when it starts (h)."""
+    admins = [a for a in administrations(resolved) if a.route == "iv" and a.end - a.start > 0.25]
+    if not admins:
+        return 0.0, 0.0
+    changes = sorted([(a.start, 1, a.rate) for a in admins] + [(a.end, 0, -a.rate) for a in admins])
+    peak, at, running = 0.0, 0.0, 0.0
+    for time, _, change in changes:  # an infusion that ends where another starts does not overlap it
+        running += change
+        if running > peak * (1 + 1e-12):
+            peak, at = running, time
+    return peak, at
+
+
+def _check_concurrent(resolved: Regimen, weight_kg: float, limit: dict, force: bool) -> list[Finding]:
+    """Overlapping IV infusions (separate parts of a plan, or records of a dataset) add up: their total rate
+    gets the same unit-slip check as a single one."""
+    peak, at = peak_iv_rate(resolved)
+    if peak / weight_kg <= limit["value"]:
+        return []
+    detail = (f"overlapping IV infusions add up to {peak:g} mg/h = {peak / weight_kg:.2f} mg/kg/h for "
+              f"{weight_kg:g} kg, above {limit['value']:g} mg/kg/h ({limit['note']}, {_short(limit['source'])})")
+    return [_refuse(f"IV infusions running together from {at:g} h", detail, limit["source"], force)]
 
 
 def _refuse(text: str, detail: str, source: str, force: bool) -> Finding:
@@ -188,9 +229,18 @@ def check_levels(summary, thresholds) -> list[Finding]:
         if row["hours_above_psychotomimetic"] > 0:
             findings.append(Finding("warning", "above_psychotomimetic",
                                     f"course {int(row['course'])}: {row['hours_above_psychotomimetic']:.1f} h above "
-                                    f"{psycho.label} - expect dissociation or other psychotomimetic effects",
+                                    f"{psycho.label} - {_psychotomimetic_effects(row['cmax_ng_ml'], psycho)}",
                                     psycho.source))
     return findings
+
+
+def _psychotomimetic_effects(cmax: float, psycho) -> str:
+    """What a level above the psychotomimetic threshold means: where the literature gives a range, effects are
+    expected only above its top; between the central value and the top they are possible."""
+    if psycho.high is None or cmax > psycho.high:
+        return "expect dissociation or other psychotomimetic effects"
+    return (f"dissociation or other psychotomimetic effects are possible (peak {cmax:.0f} ng/mL; expected above "
+            f"{psycho.high:g} ng/mL, the top of the reported range)")
 
 
 def contraindications() -> tuple[list[str], str]:

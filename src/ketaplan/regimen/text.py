@@ -29,11 +29,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-
 from ketaplan.errors import InputError
-from ketaplan.regimen.events import _ROUTE_ALIASES, DoseEvent, Regimen
+from ketaplan.regimen.events import _ROUTE_ALIASES, DoseEvent, Regimen, check_no_overlap
 from ketaplan.regimen.units import Kind, hcl_to_base, parse, parse_dose
+from ketaplan.user_yaml import read_yaml_file
 
 _TOKEN = re.compile(r"\s*(\(|\)|;|\+|[^\s();+]+)")
 _NUMBER = re.compile(r"^\d+(\.\d*)?$|^\.\d+$")
@@ -350,9 +349,7 @@ class _Parser:
                              f"({count} dose{'s' if count > 1 else ''}) is shown; add 'for <duration>' or 'x <n>'")
             else:
                 count = max(1, int(span // interval + (1 if span % interval > 1e-9 else 0)))
-        if event.infusion_hours > interval + 1e-9:
-            notes.append(f"each dose lasts {event.infusion_hours:g} h but repeats every {interval:g} h: "
-                         "infusions overlap")
+        check_no_overlap(event, interval, count, "regimen", self.text)
         return [replace(event, ii=interval, addl=count - 1)]
 
     def titration_events(self, route, start_rate, per_kg, titration, length, cap, at, notes, interval, count):
@@ -420,12 +417,7 @@ def load_regimen(source: str | Path) -> Regimen:
     if not text.lower().endswith((".yaml", ".yml")):
         return parse_regimen(text)
     path = Path(text)
-    if not path.is_file():
-        raise InputError("regimen", text, "the regimen file does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError("regimen", text, f"is not valid YAML ({exc})") from None
+    raw = read_yaml_file(path, "regimen", "the regimen file does not exist")
     if not isinstance(raw, dict) or not isinstance(raw.get("doses"), list) or not raw["doses"]:
         raise InputError(f"regimen file {path.name}", "its content", "needs a 'doses' list of regimen texts")
     regimens = []

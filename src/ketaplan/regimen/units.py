@@ -164,7 +164,29 @@ def parse(text: str, kind: Kind, field: str = "quantity") -> float:
     q = _parse(text, field, kind.description)
     if not q.check(kind.dimension):
         raise UnitError(field, text, _dimension_hint(q, kind))
-    value = float(q.to(kind.internal).magnitude)
+    return _finite(float(q.to(kind.internal).magnitude), text, field)
+
+
+def _finite(value: float, text: str, field: str) -> float:
+    """A converted value; one that overflowed in the conversion (1e308 mg/mL in ng/mL) is refused."""
+    if not math.isfinite(value):
+        raise UnitError(field, text, "the number is too large to compute with")
+    return value
+
+
+MAX_LEVEL_NG_ML = 100_000.0
+"""Drug levels at or above this are refused as unit slips: anaesthesia gives a few thousand ng/mL."""
+
+
+def parse_level(text: str, field: str = "level") -> float:
+    """A measured drug level in ng/mL; a value no patient can have is refused with the likely reason, the unit."""
+    value = parse(text, Kind.MASS_CONCENTRATION, field)
+    if value >= MAX_LEVEL_NG_ML:
+        raise UnitError(field, text, f"that is {value:,.3g} ng/mL, far above any ketamine level (anaesthesia gives a "
+                        "few thousand ng/mL), so the unit is likely wrong; give the level in ng/mL, e.g. '160 ng/mL'")
+    if value <= 0:
+        raise UnitError(field, text, "a measured level is above 0 ng/mL (mark a level below the limit of "
+                        "quantification as BLQ with its limit)")
     return value
 
 
@@ -178,10 +200,10 @@ def parse_dose(text: str, kind: Kind, field: str = "dose") -> Dose:
         raise ValueError(f"parse_dose takes AMOUNT or RATE, not {kind}")
     q = _parse(text, field, f"{kind.description} or {_WEIGHT_BASED[kind].description}")
     if q.check(kind.dimension):
-        return Dose(float(q.to(kind.internal).magnitude), per_kg=False, text=str(text))
+        return Dose(_finite(float(q.to(kind.internal).magnitude), text, field), per_kg=False, text=str(text))
     per_kg_kind = _WEIGHT_BASED[kind]
     if q.check(per_kg_kind.dimension):
-        return Dose(float(q.to(per_kg_kind.internal).magnitude), per_kg=True, text=str(text))
+        return Dose(_finite(float(q.to(per_kg_kind.internal).magnitude), text, field), per_kg=True, text=str(text))
     raise UnitError(field, text, _dimension_hint(q, kind, also=per_kg_kind))
 
 

@@ -12,11 +12,12 @@ import pandas as pd
 
 from ketaplan.engine.build import build
 from ketaplan.errors import InputError
+from ketaplan.limits import OUTPUT_POINTS_PER_PATIENT
 from ketaplan.models.library import load_model
 from ketaplan.models.spec import ModelSpec
 from ketaplan.regimen.events import Regimen
 from ketaplan.simulation.patient import Patient
-from ketaplan.simulation.run import solve_patient
+from ketaplan.simulation.run import check_horizon, solve_patient
 
 
 def predict(
@@ -37,6 +38,8 @@ def predict(
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or len(times) == 0 or np.any(~np.isfinite(times)):
         raise InputError("times", "these times", "give a non-empty list of finite times in hours")
+    OUTPUT_POINTS_PER_PATIENT.check("times", len(times), "ask for fewer time points")
+    check_horizon(max(float(times.max()), 0.0))
     names = tuple(outputs) if outputs is not None else tuple(spec.observables)
     values = solve_patient(build(spec, patient.covariates()), regimen.resolve(patient.weight), times, list(names))
     frame = pd.DataFrame({"id": 1, "time": times})

@@ -22,6 +22,8 @@ from ketaplan.engine.exact import solve
 from ketaplan.engine.pd import evaluate_layers
 from ketaplan.engine.schedule import compile_schedule
 from ketaplan.errors import InputError
+from ketaplan.finite import require_finite
+from ketaplan.limits import HOURS_PER_YEAR, OUTPUT_POINTS_PER_PATIENT, PLAN_YEARS
 from ketaplan.models.library import DEFAULT_MODELS, assemble
 from ketaplan.models.spec import LongLastingRelief, ModelSpec, factor_names
 from ketaplan.models.thresholds import Threshold, thresholds_for
@@ -65,15 +67,23 @@ def check_overrides(spec: ModelSpec, overrides: Mapping[str, float] | None) -> N
 
 
 def time_grid(admins: list[Administration], until: float, fine: float = 0.1, coarse: float = 1.0) -> np.ndarray:
-    """Output times: every ``coarse`` h, every ``fine`` h during and 12 h after each administration."""
-    pieces = [np.arange(0.0, until + 1e-9, coarse)]
-    for a in admins:
-        lo = a.start
-        hi = min(until, a.end + 12.0)
-        if hi > lo:
-            pieces.append(np.arange(lo, hi + 1e-9, fine))
-        pieces.append(np.array([a.start, a.end]))
-    grid = np.unique(np.concatenate(pieces))
+    """Output times: every ``coarse`` h, every ``fine`` h during and 12 h after each administration, and each
+    administration's start and end.
+
+    The fine points lie on one lattice (multiples of ``fine``), so the windows of frequent doses share their
+    points instead of adding near-copies: the grid has at most until / fine points plus the starts and ends.
+    """
+    steps = int(np.floor(until / fine + 1e-9))
+    starts = np.array([a.start for a in admins])
+    ends = np.array([a.end for a in admins])
+    lo = np.clip(np.ceil(starts / fine - 1e-9), 0, steps + 1).astype(np.int64)
+    hi = np.clip(np.floor(np.minimum(until, ends + 12.0) / fine + 1e-9), -1, steps).astype(np.int64)
+    cover = np.zeros(steps + 2, dtype=np.int64)  # windows as +1 at their first lattice point, -1 after their last
+    keep = hi >= lo
+    np.add.at(cover, lo[keep], 1)
+    np.add.at(cover, hi[keep] + 1, -1)
+    fine_points = np.round(np.flatnonzero(np.cumsum(cover[:-1]) > 0) * fine, 9)  # 30 x 0.1 is 3, as the coarse 3
+    grid = np.unique(np.concatenate([np.arange(0.0, until + 1e-9, coarse), fine_points, starts, ends]))
     return grid[(grid >= 0) & (grid <= until)]
 
 
@@ -106,14 +116,22 @@ def analyte_outputs(spec: ModelSpec) -> tuple[str, str | None, str | None]:
     return parent, metabolite, effect
 
 
-MAX_HORIZON_H = 20 * 8766.0
-"""Longest simulation (h): 20 years, far beyond the seed case's 3.5 years, small enough for memory."""
+MAX_HORIZON_H = PLAN_YEARS.value * HOURS_PER_YEAR
+"""Longest simulation (h): :data:`ketaplan.limits.PLAN_YEARS`, far beyond the seed case's 3.5 years."""
+
+
+def check_horizon(hours: float) -> None:
+    """Refuse a plan or follow-up that would run past :data:`MAX_HORIZON_H` (checked before doses are expanded)."""
+    if not hours <= MAX_HORIZON_H:
+        PLAN_YEARS.check("plan", hours / HOURS_PER_YEAR if np.isfinite(hours) else float("inf"),
+                         "shorten the regimen or --until")
 
 
 def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: float | None = None,
                 overrides: dict[str, float] | None = None, baseline_pain: float | None = None) -> PatientRun:
     """Simulate one patient exactly on a grid fine enough for Cmax, AUC and threshold times."""
     resolved = regimen.resolve(patient.weight)
+    check_horizon(max(resolved.end_time(), until or 0.0))
     admins = administrations(resolved)
     if not admins:
         raise InputError("regimen", regimen.label or "this regimen", "gives no dose")
@@ -121,16 +139,15 @@ def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: floa
     horizon = until if until is not None else courses[-1].end + 12 * 7 * 24.0
     if horizon <= 0:
         raise InputError("until", horizon, "the simulation must run for more than 0 h")
-    if max(horizon, courses[-1].end) > MAX_HORIZON_H:
-        raise InputError("plan", f"{max(horizon, courses[-1].end) / 8766:.1f} years",
-                         "one simulation covers at most 20 years of treatment and follow-up; shorten the regimen "
-                         "or --until")
+    check_horizon(max(horizon, courses[-1].end))
     if regimen.start is not None and not 1950 <= regimen.start.year <= 2100:
         raise InputError("start", regimen.start.strftime("%Y-%m-%d"), "a start date between 1950 and 2100")
     built = build(spec, patient.covariates(), overrides=overrides)
     times = time_grid(admins, horizon)
+    OUTPUT_POINTS_PER_PATIENT.check("simulation", len(times), "shorten the plan or --until")
     names = list(spec.observables)
     values = solve_patient(built, resolved, times, names)
+    require_finite({name: values[:, i] for i, name in enumerate(names)}, lambda i: f"time {times[i]:g} h")
     frame = pd.DataFrame({"id": 1, "time": times})
     if regimen.start is not None:
         frame["date"] = [regimen.start + timedelta(hours=float(h)) for h in times]
