@@ -162,5 +162,5 @@ def test_covariate_and_diary_files_are_sized_before_they_are_read(tmp_path, monk
     path = tmp_path / "cov.csv"
     path.write_text("weight\n" + "80\n" * 100)
     monkeypatch.setattr(covariates, "TABLE_FILE_BYTES", limits.Limit(50, "bytes", "per table", "test"))
-    with pytest.raises(InputError, match="--covariates: got 3[0-9]{2} bytes; the limit is 50 bytes"):
+    with pytest.raises(InputError, match=r"--covariates: got 3[0-9]{2} bytes; the limit is 50 bytes"):
         covariates.read_covariates(path)
