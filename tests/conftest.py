@@ -123,10 +123,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def smtp_server():
+    """A real local SMTP server (aiosmtpd) for 'Mail ons': yields its port and the list of messages it took."""
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self) -> None:
+            self.messages: list = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope)
+            return "250 OK"
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller.port, inbox.messages
+    controller.stop()
+
+
 class Server:
     """``ketaplan serve`` in a subprocess on a free loopback port."""
 
-    def __init__(self, db_url: str, log_path) -> None:
+    def __init__(self, db_url: str, log_path, *extra_args: str) -> None:
         import subprocess
         import sys
 
@@ -135,7 +155,7 @@ class Server:
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "ketaplan.cli", "serve", "--db", db_url, "--port",
-                                      str(self.port)], stdout=self._log, stderr=subprocess.STDOUT)
+                                      str(self.port), *extra_args], stdout=self._log, stderr=subprocess.STDOUT)
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 30.0) -> None:

@@ -49,6 +49,7 @@ def test_a_course_from_consent_to_forecast_export_backup_and_erasure(db, tmp_pat
     run(db, "note", "KP-0007", "tolerated well")
     shown = run(db, "show", "KP-0007")
     assert "next course due 2026-0" in shown and "polyneuropathy" in shown
+    assert "16 pain diary entries" in shown and "(voided)" not in shown
     due = shown.split("next course due ")[1][:10]
     assert "2026-03-23" <= due <= "2026-04-06"  # 10-12 weeks after 2026-01-12
     assert "KP-0007" in run(db, "list")
@@ -98,3 +99,29 @@ def test_a_recorded_infusion_at_an_unusual_rate_is_kept_and_pointed_out(db):
     slip = run(db, "record-infusion", "KP-0008", "1", "--start", "2026-02-03 09:00", "--end", "2026-02-04 09:00",
                "--rate", "20 mcg/h")
     assert "recorded 0.02 mg/h" in slip and "WARNING" in slip and "far below any analgesic rate" in slip
+
+
+def test_show_leaves_voided_entries_out_of_its_counts_and_marks_them(db):
+    from ketaplan.course import store
+    from ketaplan.course.corrections import void_entry
+    from ketaplan.course.db import make_engine, transaction
+
+    run(db, "add-patient", "KP-0008", "--birth-year", "1970", "--sex", "female", "--diagnosis", "CRPS",
+        "--weight", "60", "--consent-version", VERSION)
+    run(db, "plan-course", "KP-0008", "20 mg/h IV for 5 d", "--start", "2026-01-07 09:00")
+    run(db, "record-infusion", "KP-0008", "1", "--start", "2026-01-07 09:00", "--end", "2026-01-08 09:00", "--rate",
+        "20 mg/h")
+    run(db, "record-infusion", "KP-0008", "1", "--start", "2026-01-08 09:00", "--end", "2026-01-09 09:00", "--rate",
+        "30 mg/h")
+    engine = make_engine(db)
+    with transaction(engine) as s:
+        p = store.get_patient(s, "KP-0008")
+        add = [store.add_pain(s, "dr.a", p, store.now().replace(microsecond=0) - pd.Timedelta(days=d), 5)
+               for d in (1, 2)]
+        s.flush()
+        void_entry(s, "dr.a", p, "pain_diary", add[0].id, "wrong patient")
+        void_entry(s, "dr.a", p, "infusions", p.courses[0].infusions[1].id, "typed in the wrong record")
+    engine.dispose()
+    shown = run(db, "show", "KP-0008")
+    assert "1 pain diary entries" in shown and "30 mg/h (voided)" in shown
+    assert " 480 " in shown  # mg given: the voided 720 mg left out

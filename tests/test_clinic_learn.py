@@ -108,3 +108,29 @@ def _forecast_model(db: str, code: str) -> str:
         fc = cached_forecast(s, get_patient(s, code))
     assert fc["status"] == "ok", fc
     return fc["model"]
+
+
+def test_a_simulated_record_lies_in_the_past_even_when_a_course_outlasts_the_last_score(tmp_path):
+    from dataclasses import replace
+    from datetime import datetime
+
+    from conftest import fresh_engine, seed_clinic
+    from ketaplan.course.schema import Infusion
+    from ketaplan.estimation.library_cohort import Cohort
+    from ketaplan.regimen.events import DoseEvent, Regimen
+
+    spec = model_for(parse_regimen("20 mg/h IV for 5 d"))
+    cohort, _ = simulate_cohort(spec, Truth({"RELIEF_C50": 0.4, "RELIEF_HALF_LIFE": 20.0}, 0.7, years=0.5), 2,
+                                seed=5)
+    first = cohort.patients[0]
+    late = max(float(p.observations.time.max()) for p in cohort.patients) + 48.0  # after every last score
+    events = (*first.regimen.events, DoseEvent(time=late, amount=2400.0, rate=20.0, route="iv"))
+    cohort = Cohort((replace(first, regimen=Regimen(events, drug=first.regimen.drug)), *cohort.patients[1:]),
+                    cohort.label)
+    engine = fresh_engine("sqlite", tmp_path)
+    seed_clinic(engine)
+    end = datetime(2026, 6, 1, 12)
+    with transaction(engine) as s:
+        assert write_cohort(s, cohort, end=end) > 0
+    with transaction(engine) as s:
+        assert max(i.end for i in s.scalars(select(Infusion))) <= end

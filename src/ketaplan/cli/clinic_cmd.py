@@ -271,14 +271,15 @@ def show_command(code: str, db: str = DB,
         p = store.get_patient(s, code)
         fc = cached_forecast(s, p) if model is None else compute_forecast(s, p, choice=_model_choice(model))
         alerts = patient_alerts(s, p, fc, store.now())
-        entries = s.scalars(select(PainEntry).where(PainEntry.patient_id == p.id)).all()
+        entries = s.scalars(select(PainEntry).where(PainEntry.patient_id == p.id, PainEntry.voided_at.is_(None))).all()
         console.print(f"[bold]{p.code}[/]: born {p.birth_year}, {p.sex}, {p.diagnosis}; {store.latest_weight(p):g} kg; "
                       f"{p.drug}; baseline pain {p.baseline_pain if p.baseline_pain is not None else '-'}",
                       highlight=False)
         rows = []
         for c in p.courses:
-            given = "\n".join(f"{i.start:%Y-%m-%d %H:%M}-{i.end:%m-%d %H:%M} {i.rate_mg_h:g} mg/h" for i in c.infusions)
-            mg = sum(i.rate_mg_h * (i.end - i.start).total_seconds() / 3600 for i in c.infusions)
+            given = "\n".join(f"{i.start:%Y-%m-%d %H:%M}-{i.end:%m-%d %H:%M} {i.rate_mg_h:g} mg/h"
+                               + (" (voided)" if i.voided_at else "") for i in c.infusions)
+            mg = sum(i.rate_mg_h * (i.end - i.start).total_seconds() / 3600 for i in store.active(c.infusions))
             rows.append([str(c.number), c.status, f"{mg:.0f}", c.planned_regimen, given or "-"])
         print_table("Courses", [Column("#"), Column("status", "left"), Column("mg\ngiven"),
                                 Column("planned", "left", text=True), Column("given", "left", text=True)], rows)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ketaplan.course.schema import DrugLevel, PainEntry, Patient
-from ketaplan.course.store import latest_weight, now
+from ketaplan.course.store import active, latest_weight, now
 from ketaplan.estimation.library_cohort import Cohort, CohortPatient
 from ketaplan.individualize.observations import PAIN, Observations
 from ketaplan.regimen.events import DoseEvent, Regimen
@@ -37,12 +37,13 @@ def hours_between(t: datetime, origin: datetime) -> float:
 
 
 def record_case(s: Session, p: Patient) -> RecordCase | None:
-    """The record of ``p`` as doses and measurements, or None when no infusion has been given yet."""
-    segments = [i for c in p.courses for i in c.infusions]
+    """The record of ``p`` as doses and measurements (the entries in force: voided and corrected ones left out),
+    or None when no infusion has been given yet."""
+    segments = [i for c in p.courses for i in active(c.infusions)]
     if not segments:
         return None
-    levels = s.scalars(select(DrugLevel).where(DrugLevel.patient_id == p.id)).all()
-    diary = s.scalars(select(PainEntry).where(PainEntry.patient_id == p.id)).all()
+    levels = s.scalars(select(DrugLevel).where(DrugLevel.patient_id == p.id, DrugLevel.voided_at.is_(None))).all()
+    diary = s.scalars(select(PainEntry).where(PainEntry.patient_id == p.id, PainEntry.voided_at.is_(None))).all()
     first = min(i.start for i in segments)
     origin = min([first] + [lv.taken_at for lv in levels] + [e.recorded_at for e in diary])
     events = tuple(DoseEvent(time=hours_between(i.start, origin), amount=i.rate_mg_h * hours_between(i.end, i.start),

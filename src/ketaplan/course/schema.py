@@ -1,7 +1,9 @@
 """SQLAlchemy models of the clinic record. Migrations live in ``course/migrations`` (Alembic).
 
-Patients are pseudonymous: a code chosen by the clinic, birth year (not date), sex. Times are stored
-as naive UTC datetimes. Every table that holds a patient's data cascades on the patient's erasure.
+Patients are pseudonymous: a code chosen by the clinic, birth year (not date), sex. Times are the clinic's
+local times, as entered. Every table that holds a patient's data cascades on the patient's erasure.
+Entries are never deleted to correct them: a voided or corrected entry keeps its row (``voided_at`` set) and
+its previous values and the reason sit in ``entry_revisions``.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class WeightRecord(Base):
     patient_id: Mapped[int] = mapped_column(patient_fk(), index=True)
     recorded_on: Mapped[date] = mapped_column(Date)
     kg: Mapped[float] = mapped_column(Float)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     __table_args__ = (CheckConstraint("kg >= 1 and kg <= 400", name="ck_weights_kg"),)
 
 
@@ -121,6 +124,7 @@ class Infusion(Base):
     rate_mg_h: Mapped[float] = mapped_column(Float)
     route: Mapped[str] = mapped_column(String(16), default="iv")
     note: Mapped[str] = mapped_column(String(200), default="")
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     __table_args__ = (CheckConstraint('"end" > start', name="ck_infusions_order"),
                       CheckConstraint("rate_mg_h > 0 and rate_mg_h <= 1000", name="ck_infusions_rate"))
 
@@ -134,6 +138,7 @@ class DrugLevel(Base):
     value_ng_ml: Mapped[float | None] = mapped_column(Float, nullable=True)
     blq: Mapped[bool] = mapped_column(Boolean, default=False)
     lloq_ng_ml: Mapped[float | None] = mapped_column(Float, nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class PainEntry(Base):
@@ -142,6 +147,7 @@ class PainEntry(Base):
     patient_id: Mapped[int] = mapped_column(patient_fk(), index=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
     nrs: Mapped[int] = mapped_column(Integer)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     __table_args__ = (CheckConstraint("nrs >= 0 and nrs <= 10", name="ck_pain_nrs"),)
 
 
@@ -152,6 +158,7 @@ class SideEffect(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
     kind: Mapped[str] = mapped_column(String(100))
     grade: Mapped[int] = mapped_column(Integer)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     __table_args__ = (CheckConstraint("grade >= 1 and grade <= 5", name="ck_side_effects_grade"),)
 
 
@@ -163,6 +170,7 @@ class Lab(Base):
     test: Mapped[str] = mapped_column(String(8))
     value_u_l: Mapped[float] = mapped_column(Float)
     uln_u_l: Mapped[float] = mapped_column(Float)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     __table_args__ = (CheckConstraint("test in ('ALT', 'AST', 'GGT', 'ALP', 'BILI')", name="ck_labs_test"),
                       CheckConstraint("uln_u_l > 0 and value_u_l >= 0", name="ck_labs_values"))
 
@@ -174,6 +182,7 @@ class Note(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     author: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class AuditEntry(Base):
@@ -209,6 +218,33 @@ class ForecastCache(Base):
     computed_at: Mapped[datetime] = mapped_column(DateTime)
     next_due: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     payload: Mapped[str] = mapped_column(Text)
+
+
+class EntryRevision(Base):
+    """A correction, voiding or cancellation of an entry, or a confirmed override of a refused dose: who, when,
+    why, and the entry's previous values (patient data: erased with the patient; the audit points here)."""
+
+    __tablename__ = "entry_revisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(patient_fk(), index=True)
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    previous: Mapped[str] = mapped_column(Text, default="")
+    replaced_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    __table_args__ = (CheckConstraint("kind in ('correct', 'void', 'cancel', 'override')",
+                                      name="ck_entry_revisions_kind"),)
+
+
+class AppSecret(Base):
+    """Server secrets shared by every worker process (the key that signs the forms of visitors)."""
+
+    __tablename__ = "app_secrets"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
 
 
 class ModelVersion(Base):

@@ -14,9 +14,14 @@ from ketaplan.individualize.observations import PAIN
 
 def write_cohort(s: Session, cohort: Cohort, actor: str = "simulation", end: datetime | None = None) -> int:
     """Enter every patient of ``cohort`` (patients KP-S0001...) so that the record ends at ``end`` (default
-    now): courses of constant-rate infusions, levels and diary scores. Returns the number of entries."""
+    now): courses of constant-rate infusions, levels and diary scores. Returns the number of entries.
+
+    The last entry, a measurement or the end of an infusion, lies a day before ``end``: what was given or
+    measured cannot lie in the future."""
     end = end or store.now()
-    last = max(float(np.max(p.observations.time)) for p in cohort.patients)
+    last = max(max(float(np.max(p.observations.time)),
+                   max((float(e.time + e.amount / e.rate) for e in p.regimen.events), default=0.0))
+               for p in cohort.patients)
     origin = end - timedelta(hours=last + 24.0)
     version, _ = store.privacy_statement()
     entries = 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import unicodedata
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -20,12 +22,15 @@ import yaml
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from ketaplan.course.checks import check as _check
+from ketaplan.course.checks import check_past, check_time, clean_text, now, patient_code
 from ketaplan.course.schema import (
     AppointmentRequest,
     AuditEntry,
     Consent,
     Course,
     DrugLevel,
+    EntryRevision,
     Infusion,
     Lab,
     Note,
@@ -41,16 +46,21 @@ ANALYTES = ("ketamine", "norketamine", "s-ketamine", "s-norketamine")
 LAB_TESTS = ("ALT", "AST", "GGT", "ALP", "BILI")
 
 
-@lru_cache(maxsize=1)
-def privacy_statement() -> tuple[str, str]:
-    """(version, text) of the privacy statement patients accept."""
-    raw = (resources.files("ketaplan.course") / "privacy_statement.md").read_text(encoding="utf-8")
+PRIVACY_LANGUAGES = ("en", "nl")
+
+
+@lru_cache(maxsize=4)
+def privacy_statement(language: str = "en") -> tuple[str, str]:
+    """(version, text) of the privacy statement patients accept, in English or Dutch.
+
+    The text may name the clinic and its contact as ``{clinic}`` and ``{contact}`` (filled in by the caller).
+    Every language has the same version: a new text is a new version in all of them.
+    """
+    name = "privacy_statement.md" if language == "en" else f"privacy_statement.{language}.md"
+    _check(language in PRIVACY_LANGUAGES, "language", language, "en or nl")
+    raw = (resources.files("ketaplan.course") / name).read_text(encoding="utf-8")
     _, front, body = raw.split("---", 2)
     return str(yaml.safe_load(front)["version"]), body.strip()
-
-
-def now() -> datetime:
-    return datetime.now().replace(microsecond=0)
 
 
 def audit(s: Session, actor: str, action: str, entity: str, entity_id: int | None, fields=()) -> None:
@@ -65,10 +75,15 @@ def _touch(p: Patient) -> None:
     p.data_version = Patient.data_version + 1
 
 
+def _find_patient(s: Session, code: str) -> Patient | None:
+    return s.scalar(select(Patient).where(func.upper(Patient.code) == code.upper()))
+
+
 def get_patient(s: Session, code: str) -> Patient:
-    p = s.scalar(select(Patient).where(Patient.code == code))
+    """The patient with this code (NFKC-normalised, whatever the case)."""
+    p = _find_patient(s, unicodedata.normalize("NFKC", code.strip()))
     if p is None:
-        raise InputError("patient", code, "no patient has this code")
+        raise InputError("patient", code[:40], "no patient has this code")
     return p
 
 
@@ -78,40 +93,12 @@ def _require_consent(p: Patient) -> None:
                          "record")
 
 
-def _check(ok: bool, field: str, value, allowed: str) -> None:
-    if not ok:
-        raise InputError(field, value, allowed)
-
-
-EARLIEST = datetime(1950, 1, 1)
-
-
-def check_time(t: datetime | date, field: str, future_years: int = 2) -> None:
-    """Refuse dates outside 1950 .. now + ``future_years`` (typos such as 0026 for 2026)."""
-    value = t if isinstance(t, datetime) else datetime(t.year, t.month, t.day)
-    latest = now().replace(month=1, day=1) + timedelta(days=366 * (future_years + 1))
-    _check(EARLIEST <= value <= latest, field, value.isoformat(sep=" "),
-           f"a date between {EARLIEST:%Y-%m-%d} and {latest:%Y-%m-%d}")
-
-
-def clean_text(value: str, field: str, max_length: int, multiline: bool = False) -> str:
-    """Stripped text without control characters (a NUL byte would fail in PostgreSQL)."""
-    text = (value or "").strip()
-    allowed = "\n\t" if multiline else ""
-    bad = next((c for c in text if ord(c) < 32 and c not in allowed), None)
-    _check(bad is None, field, repr(bad), "text without control characters")
-    _check(0 < len(text) <= max_length, field, text[:20], f"1-{max_length} characters")
-    return text
-
-
 def add_patient(s: Session, actor: str, code: str, birth_year: int, sex: str, diagnosis: str, weight_kg: float,
                 consent_version: str, baseline_pain: float | None = None, drug: str = "racemic",
                 on: date | None = None) -> Patient:
     """A new patient with their first weight and the privacy consent they accepted."""
-    code = code.strip()
-    _check(0 < len(code) <= 32 and code.replace("-", "").replace("_", "").isalnum(), "code", code,
-           "1-32 letters, digits, '-' or '_' (a pseudonym, not a name)")
-    _check(s.scalar(select(Patient.id).where(Patient.code == code)) is None, "code", code, "already in use")
+    code = patient_code(clean_text(code, "code", 40))
+    _check(_find_patient(s, code) is None, "code", code, "already in use (codes are the same whatever the case)")
     year = now().year
     _check(isinstance(birth_year, int) and year - 120 <= birth_year <= year, "birth year", birth_year,
            f"a year between {year - 120} and {year}")
@@ -157,7 +144,7 @@ def withdraw_consent(s: Session, actor: str, p: Patient) -> None:
 def add_weight(s: Session, actor: str, p: Patient, on: date, kg: float) -> WeightRecord:
     _require_consent(p)
     _check(kg is not None and 1 <= kg <= 400, "weight", kg, "between 1 and 400 kg")
-    check_time(on, "date", future_years=0)
+    check_past(on, "date")
     w = WeightRecord(recorded_on=on, kg=float(kg))
     p.weights.append(w)
     _touch(p)
@@ -167,12 +154,21 @@ def add_weight(s: Session, actor: str, p: Patient, on: date, kg: float) -> Weigh
 
 
 def latest_weight(p: Patient) -> float:
-    return max(p.weights, key=lambda w: w.recorded_on).kg
+    return max(active(p.weights), key=lambda w: w.recorded_on).kg
+
+
+def active(entries):
+    """The entries that have not been voided (corrected entries are voided and replaced)."""
+    return [e for e in entries if e.voided_at is None]
 
 
 def plan_course(s: Session, actor: str, p: Patient, regimen_text: str, planned_start: datetime | None,
-                force: bool = False) -> tuple[Course, list]:
-    """A planned course in the regimen language, checked against the usual ranges at the latest weight."""
+                force: bool = False, reason: str | None = None) -> tuple[Course, list]:
+    """A planned course in the regimen language, checked against the usual ranges at the latest weight.
+
+    A dose refused as a likely unit slip is planned only with ``force`` and a ``reason`` (None: the command
+    line's --force), which is kept (an 'override' revision the audit points to).
+    """
     from ketaplan.regimen.safety import check_plan
 
     _require_consent(p)
@@ -180,50 +176,109 @@ def plan_course(s: Session, actor: str, p: Patient, regimen_text: str, planned_s
     if planned_start is not None:
         check_time(planned_start, "planned start")
     _check(regimen.drug == p.drug, "regimen", regimen_text, f"this patient is treated with {p.drug}")
-    findings = check_plan(regimen, latest_weight(p), force)
+    try:
+        findings = check_plan(regimen, latest_weight(p), force)
+    except InputError as exc:
+        raise UnitSlipRefused.of(exc) from None
     number = (s.scalar(select(func.max(Course.number)).where(Course.patient_id == p.id)) or 0) + 1
     c = Course(number=number, planned_regimen=regimen_text.strip(), planned_start=planned_start, status="planned")
     p.courses.append(c)
     s.flush()
     audit(s, actor, "create", "courses", c.id, ("planned_regimen", "planned_start"))
+    _keep_override(s, actor, p, "courses", c.id, findings, reason)
+    _touch(p)
     return c, findings
+
+
+def _keep_override(s: Session, actor: str, p: Patient, entity: str, entity_id: int, findings,
+                   reason: str | None) -> None:
+    """A refused dose accepted anyway needs a reason (None: --force on the command line); it is kept with the
+    finding and audited."""
+    refused = [f for f in findings if f.severity == "refused"]
+    if not refused:
+        return
+    reason = "--force on the command line" if reason is None else clean_text(reason, "reason", 500)
+    r = EntryRevision(patient_id=p.id, entity=entity, entity_id=entity_id, kind="override", at=now(), actor=actor,
+                      reason=reason, previous=json.dumps({"findings": [f.message for f in refused]}))
+    s.add(r)
+    s.flush()
+    audit(s, actor, "override", "entry_revisions", r.id, ("reason", "findings"))
+
+
+class UnitSlipRefused(InputError):
+    """A dose refused as a likely unit slip: it can be accepted only when confirmed with a reason."""
+
+    @classmethod
+    def of(cls, exc: InputError) -> UnitSlipRefused:
+        """The dose checks' refusal, saying how to go on outside the command line."""
+        return cls(exc.field, exc.value, exc.allowed.replace("use --force to plan it anyway",
+                                                             "confirm it with a reason to go on"))
 
 
 def get_course(p: Patient, number: int) -> Course:
     for c in p.courses:
         if c.number == number:
             return c
-    raise InputError("course", number, f"patient {p.code} has courses {[c.number for c in p.courses] or 'none'}")
+    numbers = ", ".join(str(c.number) for c in p.courses) or "none"
+    raise InputError("course", number, f"this patient's courses are: {numbers}")
+
+
+def infusion_findings(p: Patient, start: datetime, end: datetime, rate_mg_h: float, route: str = "iv") -> list:
+    """The dose checks of an infusion segment as given, at the latest weight (refusals kept as findings)."""
+    from ketaplan.regimen.events import DoseEvent, Regimen
+    from ketaplan.regimen.safety import check_regimen
+
+    hours = (end - start).total_seconds() / 3600
+    if route != "iv" or rate_mg_h <= 0 or hours <= 0:
+        return []
+    given = Regimen((DoseEvent(0.0, rate_mg_h * hours, "iv", rate=rate_mg_h),), drug=p.drug)
+    return [replace(f, message=f.message.replace(" (planned anyway with --force)", ""))
+            for f in check_regimen(given, latest_weight(p), force=True) if f.severity != "info"]
 
 
 def record_infusion(s: Session, actor: str, p: Patient, course: Course, start: datetime, end: datetime,
-                    rate_mg_h: float, route: str = "iv", note: str = "") -> Infusion:
-    """One constant-rate segment actually given; rate changes and interruptions are further segments."""
+                    rate_mg_h: float, route: str = "iv", note: str = "", confirmed: bool | None = None,
+                    reason: str | None = None) -> Infusion:
+    """One constant-rate segment actually given; rate changes and interruptions are further segments.
+
+    With ``confirmed`` False (the dashboard), a rate refused as a likely unit slip is refused unless confirmed
+    with a reason, which is kept; None (the command line) records it and leaves the warning to the caller.
+    """
     _require_consent(p)
-    check_time(start, "start", future_years=0)
-    check_time(end, "end", future_years=0)
+    check_past(start, "start")
+    check_past(end, "end")
     _check(end > start, "end", end.isoformat(sep=" "), f"after the start ({start.isoformat(sep=' ')})")
     _check(end - start <= timedelta(days=30), "end", end.isoformat(sep=" "), "within 30 days of the start (record "
            "one segment per constant rate)")
     _check(0 < rate_mg_h <= 1000, "rate", rate_mg_h, "between 0 and 1000 mg/h (give mg/h)")
-    note = clean_text(note, "note", 200) if note.strip() else ""
+    _check(course.status != "cancelled", "course", course.number, "this course was cancelled; plan a new one")
+    note = clean_text(note, "note", 200, multiline=True) if note.strip() else ""
     for c in p.courses:
-        for i in c.infusions:
+        for i in active(c.infusions):
             _check(not (start < i.end and i.start < end), "start", start.isoformat(sep=" "),
                    f"overlaps the segment {i.start:%Y-%m-%d %H:%M} to {i.end:%Y-%m-%d %H:%M} of course {c.number}")
+    findings = infusion_findings(p, start, end, rate_mg_h, route)
+    refused = [f for f in findings if f.severity == "refused"]
+    if refused and confirmed is False:
+        weight = latest_weight(p)
+        raise UnitSlipRefused("rate", f"{rate_mg_h:g} mg/h", f"that is {rate_mg_h / weight:.1f} mg/kg/h at {weight:g} "
+                              "kg, far above any usual rate (a unit slip is likely); check the rate, or confirm that "
+                              "it was given and give a reason")
     inf = Infusion(start=start, end=end, rate_mg_h=float(rate_mg_h), route=route, note=note)
     course.infusions.append(inf)
     course.status = "done" if course.status == "planned" else course.status
     _touch(p)
     s.flush()
     audit(s, actor, "create", "infusions", inf.id, ("start", "end", "rate_mg_h", "route", "note"))
+    if confirmed:
+        _keep_override(s, actor, p, "infusions", inf.id, findings, reason)
     return inf
 
 
 def add_level(s: Session, actor: str, p: Patient, taken_at: datetime, analyte: str, value_ng_ml: float | None,
               blq: bool = False, lloq_ng_ml: float | None = None) -> DrugLevel:
     _require_consent(p)
-    check_time(taken_at, "time", future_years=0)
+    check_past(taken_at, "time")
     _check(analyte in ANALYTES, "analyte", analyte, ", ".join(ANALYTES))
     if blq:
         _check(value_ng_ml is None, "level", value_ng_ml, "a level below the limit of quantification has no value; "
@@ -244,7 +299,7 @@ def add_level(s: Session, actor: str, p: Patient, taken_at: datetime, analyte: s
 
 def add_pain(s: Session, actor: str, p: Patient, recorded_at: datetime, nrs: float) -> PainEntry:
     _require_consent(p)
-    check_time(recorded_at, "date", future_years=0)
+    check_past(recorded_at, "date")
     _check(float(nrs).is_integer() and 0 <= nrs <= 10, "NRS", nrs, "a whole number from 0 to 10")
     e = PainEntry(patient_id=p.id, recorded_at=recorded_at, nrs=int(nrs))
     s.add(e)
@@ -285,7 +340,7 @@ def import_diary(s: Session, actor: str, p: Patient, frame: pd.DataFrame) -> int
 
 def add_side_effect(s: Session, actor: str, p: Patient, recorded_at: datetime, kind: str, grade: int) -> SideEffect:
     _require_consent(p)
-    check_time(recorded_at, "time", future_years=0)
+    check_past(recorded_at, "time")
     kind = clean_text(kind, "side effect", 100)
     _check(grade in (1, 2, 3, 4, 5), "grade", grade, "CTCAE grade 1-5")
     e = SideEffect(patient_id=p.id, recorded_at=recorded_at, kind=kind, grade=int(grade))
@@ -297,7 +352,7 @@ def add_side_effect(s: Session, actor: str, p: Patient, recorded_at: datetime, k
 
 def add_lab(s: Session, actor: str, p: Patient, taken_at: datetime, test: str, value: float, uln: float) -> Lab:
     _require_consent(p)
-    check_time(taken_at, "time", future_years=0)
+    check_past(taken_at, "time")
     test = test.strip().upper()
     _check(test in LAB_TESTS, "test", test, ", ".join(LAB_TESTS))
     _check(value is not None and value >= 0 and np.isfinite(value), "value", value, "a value >= 0 in U/L")
@@ -320,15 +375,16 @@ def add_note(s: Session, actor: str, p: Patient, text: str) -> Note:
     return n
 
 
-PATIENT_TABLES = (WeightRecord, Consent, DrugLevel, PainEntry, SideEffect, Lab, Note)
+PATIENT_TABLES = (WeightRecord, Consent, DrugLevel, PainEntry, SideEffect, Lab, Note, EntryRevision)
 
 
 def _rows(s: Session, model, p: Patient) -> list[dict]:
     items = s.scalars(select(model).where(model.patient_id == p.id).order_by(model.id)).all()
-    return [{c.name: _plain(getattr(i, c.key)) for c in model.__table__.columns} for i in items]
+    return [{c.name: plain(getattr(i, c.key)) for c in model.__table__.columns} for i in items]
 
 
-def _plain(v):
+def plain(v):
+    """A date or datetime as ISO text; anything else unchanged."""
     if isinstance(v, datetime):
         return v.isoformat(sep=" ")
     return v.isoformat() if isinstance(v, date) else v
@@ -336,11 +392,11 @@ def _plain(v):
 
 def export_patient(s: Session, actor: str, p: Patient) -> dict:
     """Everything the record holds on a patient, as plain data (for JSON; one list per table)."""
-    out = {"patient": {c.name: _plain(getattr(p, c.key)) for c in Patient.__table__.columns}}
+    out = {"patient": {c.name: plain(getattr(p, c.key)) for c in Patient.__table__.columns}}
     for model in PATIENT_TABLES:
         out[model.__tablename__] = _rows(s, model, p)
-    out["courses"] = [{**{c.name: _plain(getattr(course, c.key)) for c in Course.__table__.columns},
-                       "infusions": [{c.name: _plain(getattr(i, c.key)) for c in Infusion.__table__.columns}
+    out["courses"] = [{**{c.name: plain(getattr(course, c.key)) for c in Course.__table__.columns},
+                       "infusions": [{c.name: plain(getattr(i, c.key)) for c in Infusion.__table__.columns}
                                      for i in course.infusions]} for course in p.courses]
     audit(s, actor, "export", "patients", p.id)
     return out

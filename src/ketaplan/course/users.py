@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from ketaplan.course.checks import clean_text, now
+from ketaplan.course.checks import username as normal_username
 from ketaplan.course.schema import User, WebSession
-from ketaplan.course.store import audit, now
+from ketaplan.course.store import audit
 from ketaplan.errors import InputError
 
 ROLES = ("clinician", "admin")
@@ -33,19 +36,23 @@ def add_user(s: Session, actor: User | None, username: str, password: str, role:
         raise InputError("role", role, "the first user must be an admin")
     if not first and (actor is None or actor.role != "admin"):
         raise InputError("user", getattr(actor, "username", None), "only an admin can add users")
-    username = username.strip()
-    if not (0 < len(username) <= 64 and username.replace(".", "").replace("-", "").replace("_", "").isalnum()):
-        raise InputError("username", username, "1-64 letters, digits, '.', '-' or '_'")
+    username = normal_username(clean_text(username, "username", 70))
     if role not in ROLES:
         raise InputError("role", role, "clinician or admin")
-    if s.scalar(select(User.id).where(User.username == username)) is not None:
-        raise InputError("username", username, "already exists")
+    if find_user(s, username) is not None:
+        raise InputError("username", username, "already exists (user names are the same whatever the case)")
     _check_password(password)
     u = User(username=username, password_hash=_hasher.hash(password), role=role, failed_logins=0, created_at=now())
     s.add(u)
     s.flush()
     audit(s, actor.username if actor else username, "create", "users", u.id, ("username", "role"))
     return u
+
+
+def find_user(s: Session, username: str) -> User | None:
+    """The user of a name, NFKC-normalised and whatever the case (None when there is none)."""
+    name = unicodedata.normalize("NFKC", (username or "").strip()).lower()
+    return s.scalar(select(User).where(func.lower(User.username) == name)) if name else None
 
 
 _DUMMY_HASH: list[str] = []
@@ -63,12 +70,14 @@ def authenticate(s: Session, username: str, password: str) -> User | None:
     """The user if the password is right and the account is neither locked nor disabled, else None.
 
     Every attempt is counted first with one UPDATE (which also serialises parallel attempts on the same
-    account), so parallel guesses cannot outrun the lock-out; a success resets the count. The caller
-    commits, so the count survives a refusal.
+    account), so parallel guesses cannot outrun the lock-out; a success resets the count. While the account
+    is locked the count stays where it is. The caller commits, so the count survives a refusal.
     """
     t = now()
-    row = s.execute(update(User).where(User.username == username.strip())
-                    .values(failed_logins=User.failed_logins + 1)
+    name = unicodedata.normalize("NFKC", (username or "").strip()).lower()
+    locked = and_(User.locked_until.is_not(None), User.locked_until > t)
+    row = s.execute(update(User).where(func.lower(User.username) == name)
+                    .values(failed_logins=case((locked, User.failed_logins), else_=User.failed_logins + 1))
                     .returning(User.id, User.failed_logins, User.locked_until, User.disabled_at)).first()
     if row is None:
         _dummy_verify(password)
@@ -102,9 +111,9 @@ def change_password(s: Session, actor: User, username: str, new_password: str, c
     A wrong current password counts as a failed login. Every session of the user ends, except
     ``keep_session`` (the token hash of the session making the change).
     """
-    target = s.scalar(select(User).where(User.username == username))
+    target = find_user(s, username)
     if target is None:
-        raise InputError("username", username, "no such user")
+        raise InputError("username", username[:70], "no such user")
     if actor.id != target.id and actor.role != "admin":
         raise InputError("user", actor.username, "may change only their own password")
     if actor.id == target.id:
@@ -129,8 +138,11 @@ class WrongCurrentPassword(InputError):
 
 def count_failure(s: Session, user: User) -> None:
     """Count a failed password check outside login (e.g. a wrong current password); may lock the account."""
-    attempts = s.execute(update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
-                         .returning(User.failed_logins)).scalar()
+    locked = and_(User.locked_until.is_not(None), User.locked_until > now())
+    attempts = s.execute(update(User).where(User.id == user.id, ~locked)
+                         .values(failed_logins=User.failed_logins + 1).returning(User.failed_logins)).scalar()
+    if attempts is None:  # already locked: the count stays
+        return
     if attempts >= MAX_FAILURES:
         s.execute(update(User).where(User.id == user.id).values(failed_logins=0,
                                                                 locked_until=now() + timedelta(minutes=LOCK_MINUTES)))
@@ -150,9 +162,9 @@ def disable_user(s: Session, actor: User, username: str) -> None:
     """An admin disables an account (staff who left): no more logins, sessions end; the audit keeps its name."""
     if actor.role != "admin":
         raise InputError("user", actor.username, "only an admin can disable users")
-    target = s.scalar(select(User).where(User.username == username))
+    target = find_user(s, username)
     if target is None:
-        raise InputError("username", username, "no such user")
+        raise InputError("username", username[:70], "no such user")
     if target.id == actor.id:
         raise InputError("username", username, "an admin cannot disable their own account")
     target.disabled_at = now()

@@ -189,6 +189,6 @@ def _warnings(est: Estimate, result) -> list[str]:
         out.append(f"The estimate did not converge ({result.message}); treat it with caution.")
     for name, sh in zip(est.problem.eta_names, est.shrinkage, strict=True):
         if sh > SHRINKAGE_WARNING:
-            out.append(f"The data say little about {name} (shrinkage {sh:.0%}): its estimate stays near the "
+            out.append(f"The data say little about '{name}' (shrinkage {sh:.0%}): its estimate stays near the "
                        "population value.")
     return out

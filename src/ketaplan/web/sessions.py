@@ -1,8 +1,8 @@
 """Server-side sessions and CSRF tokens.
 
-The cookie holds a random token; the database holds only its SHA-256, the user (or none, for the
-login and public pages) and the CSRF token that every form must send back. Cookies are HttpOnly and
-SameSite=Strict, and Secure unless the server was started for plain HTTP on loopback.
+The cookie holds a random token; the database holds only its SHA-256, the user and the CSRF token that
+every form must send back (visitors who are not logged in get no session: see ``web.forms``). Cookies are
+HttpOnly and SameSite=Strict, and Secure unless the server was started for plain HTTP on loopback.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from ketaplan.course.checks import now
 from ketaplan.course.schema import User, WebSession
-from ketaplan.course.store import now
 
 COOKIE = "ketaplan_session"
 LIFETIME = timedelta(hours=12)
-ANONYMOUS_LIFETIME = timedelta(hours=1)
 
 
 def _hash(token: str) -> str:
@@ -37,12 +36,12 @@ def load(s: Session, token: str | None) -> WebSession | None:
     return ws
 
 
-def create(s: Session, user: User | None) -> tuple[str, WebSession]:
-    """A new session (anonymous when ``user`` is None); returns the cookie token."""
+def create(s: Session, user: User) -> tuple[str, WebSession]:
+    """A new session of a logged-in user; returns the cookie token."""
     token = secrets.token_urlsafe(32)
     t = now()
-    ws = WebSession(token_hash=_hash(token), user_id=user.id if user else None, csrf_token=secrets.token_urlsafe(32),
-                    created_at=t, expires_at=t + (LIFETIME if user else ANONYMOUS_LIFETIME))
+    ws = WebSession(token_hash=_hash(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32), created_at=t,
+                    expires_at=t + LIFETIME)
     s.add(ws)
     s.execute(delete(WebSession).where(WebSession.expires_at <= t))  # indexed: cheap
     return token, ws
