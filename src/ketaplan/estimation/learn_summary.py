@@ -6,19 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 from ketaplan.estimation.learn_validation import TimingCheck
-from ketaplan.estimation.library_estimation import LearningResult, Prior
+from ketaplan.estimation.library_estimation import (
+    LearningResult,
+    Prior,
+    from_estimation_scale,
+    to_estimation_scale,
+)
 
 Z90 = 1.6448536269514722
 INFORMED = 0.7
 """A value counts as informed by the data when its interval is narrower than this share of the prior's."""
-
-
-def _back(u: float, transform: str) -> float:
-    return float(np.exp(u)) if transform == "log" else float(1 / (1 + np.exp(-u)))
-
-
-def _forward(value: float, transform: str) -> float:
-    return float(np.log(value)) if transform == "log" else float(np.log(value / (1 - value)))
 
 
 def summarize(result: LearningResult, prior: Prior, timing: TimingCheck | None, not_learned: dict[str, str],
@@ -30,12 +27,14 @@ def summarize(result: LearningResult, prior: Prior, timing: TimingCheck | None, 
         published = result.published.typical[lv.name]
         learned = result.learned.typical[lv.name]
         prior_sd = lv.prior_sd / np.sqrt(prior.weight) if prior.weight > 0 else float("inf")
-        u0, u = _forward(published, lv.transform), _forward(learned, lv.transform)
+        u0, u = to_estimation_scale(published, lv.transform), to_estimation_scale(learned, lv.transform)
+        def band(centre: float, sd: float, transform: str = lv.transform) -> list[float]:
+            return [from_estimation_scale(centre - Z90 * sd, transform), from_estimation_scale(centre + Z90 * sd, transform)]
+
         row = {"name": lv.name, "published": published, "learned": learned,
-               "prior_90": [_back(u0 - Z90 * prior_sd, lv.transform), _back(u0 + Z90 * prior_sd, lv.transform)]
-               if np.isfinite(prior_sd) else None, "source": lv.source}
+               "prior_90": band(u0, prior_sd) if np.isfinite(prior_sd) else None, "source": lv.source}
         if se is not None:
-            row["learned_90"] = [_back(u - Z90 * se[j], lv.transform), _back(u + Z90 * se[j], lv.transform)]
+            row["learned_90"] = band(u, se[j])
             row["informed"] = bool(se[j] < INFORMED * prior_sd)
         rows.append(row)
     k = len(prior.learnables)

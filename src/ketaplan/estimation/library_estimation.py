@@ -23,7 +23,7 @@ nu at once (0: no prior, the clinic's data alone).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,13 +126,13 @@ class Objective:
 
     # ------------------------------------------------------------------ parameter vector
     def initial(self) -> np.ndarray:
-        u = [_forward(self.published[lv.name], lv.transform) for lv in self.prior.learnables]
+        u = [to_estimation_scale(self.published[lv.name], lv.transform) for lv in self.prior.learnables]
         u += [float(np.log(self.omega0[i, i])) for i in self.var_index]
         return np.array(u)
 
     def values(self, u: np.ndarray) -> LearnedValues:
         k = len(self.prior.learnables)
-        typical = {lv.name: _backward(u[j], lv.transform) for j, lv in enumerate(self.prior.learnables)}
+        typical = {lv.name: from_estimation_scale(u[j], lv.transform) for j, lv in enumerate(self.prior.learnables)}
         variances = {name: float(np.exp(u[k + j])) for j, name in enumerate(self.prior.variances)}
         return LearnedValues(typical, variances)
 
@@ -520,17 +520,14 @@ def _distinct(scores: Scores) -> Scores:
     return _scores(y, weight)
 
 
-def _forward(value: float, transform: str) -> float:
+def to_estimation_scale(value: float, transform: str) -> float:
+    """A typical value on its estimation scale: log, or logit for a fraction (kept inside 1e-9..1 - 1e-9)."""
     if transform == "log":
         return float(np.log(value))
     p = min(max(value, 1e-9), 1 - 1e-9)
     return float(np.log(p / (1 - p)))
 
 
-def _backward(u: float, transform: str) -> float:
+def from_estimation_scale(u: float, transform: str) -> float:
+    """The inverse of :func:`to_estimation_scale`."""
     return float(np.exp(u)) if transform == "log" else float(1 / (1 + np.exp(-u)))
-
-
-def learned_spec_values(result: LearningResult) -> Mapping[str, float]:
-    """The learned typical values by model parameter (own units)."""
-    return dict(result.learned.typical)
