@@ -18,6 +18,11 @@ INFORMED = 0.7
 """A value counts as informed by the data when its interval is narrower than this share of the prior's."""
 
 
+def _band(centre: float, sd: float, transform: str) -> list[float]:
+    """The 90 % interval of a normal on the estimation scale, on the value's own scale."""
+    return [from_estimation_scale(centre - Z90 * sd, transform), from_estimation_scale(centre + Z90 * sd, transform)]
+
+
 def summarize(result: LearningResult, prior: Prior, timing: TimingCheck | None, not_learned: dict[str, str],
               n_patients: int) -> dict:
     """The report of a learning run (JSON-ready)."""
@@ -28,13 +33,10 @@ def summarize(result: LearningResult, prior: Prior, timing: TimingCheck | None, 
         learned = result.learned.typical[lv.name]
         prior_sd = lv.prior_sd / np.sqrt(prior.weight) if prior.weight > 0 else float("inf")
         u0, u = to_estimation_scale(published, lv.transform), to_estimation_scale(learned, lv.transform)
-        def band(centre: float, sd: float, transform: str = lv.transform) -> list[float]:
-            return [from_estimation_scale(centre - Z90 * sd, transform), from_estimation_scale(centre + Z90 * sd, transform)]
-
         row = {"name": lv.name, "published": published, "learned": learned,
-               "prior_90": band(u0, prior_sd) if np.isfinite(prior_sd) else None, "source": lv.source}
+               "prior_90": _band(u0, prior_sd, lv.transform) if np.isfinite(prior_sd) else None, "source": lv.source}
         if se is not None:
-            row["learned_90"] = band(u, se[j])
+            row["learned_90"] = _band(u, se[j], lv.transform)
             row["informed"] = bool(se[j] < INFORMED * prior_sd)
         rows.append(row)
     k = len(prior.learnables)
