@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from ketaplan.errors import InputError
 
@@ -76,7 +77,8 @@ def simulation_figure(frame) -> plt.Figure:
         ax.axhline(100 * threshold, color="#616161", ls=":", lw=1, label=f"relief threshold {threshold:.0%}")
         ax.set_ylim(0, 100)
         ax.set_ylabel("relief (% of baseline pain)")
-        for due in frame.summary.get("next_course_due_h", pd.Series(dtype=float)).dropna():
+        dues = frame.summary.get("next_due_median_h", frame.summary.get("next_course_due_h", pd.Series(dtype=float)))
+        for due in dues.replace(np.inf, np.nan).dropna():
             ax.axvline(due / 24.0, color="#c62828", lw=0.8, alpha=0.6)
         if "pain_nrs" in frame:
             ax2 = ax.twinx()
@@ -85,7 +87,7 @@ def simulation_figure(frame) -> plt.Figure:
             ax2.set_ylabel("pain NRS 0-10")
             ax2.legend(fontsize=7, loc="lower right")
         ax.legend(fontsize=7, loc="upper right")
-        ax.set_title("Predicted relief (red lines: next course due)", fontsize=10)
+        ax.set_title("Predicted relief, typical responder (red lines: next course due, median)", fontsize=10)
     else:
         ax.text(0.5, 0.5, "no long-lasting relief model attached", ha="center", transform=ax.transAxes)
     ax.set_xlabel("days from the first dose")
@@ -93,13 +95,22 @@ def simulation_figure(frame) -> plt.Figure:
     ax = axes[1, 1]
     for c in run.courses:
         ax.barh(c.index, max((c.end - c.start) / 24.0, 0.3), left=c.start / 24.0, color="#1565c0", height=0.6)
-    due = frame.summary.get("next_course_due_h")
+    summary = frame.summary
+    spread = "next_due_median_h" in summary
+    due = summary.get("next_due_median_h" if spread else "next_course_due_h")
     if due is not None:
-        for c, d in zip(run.courses, due, strict=True):
+        for k, (c, d) in enumerate(zip(run.courses, due, strict=True)):
+            if spread:  # the 90 % interval over patients like this one who respond; open-ended when beyond
+                lo, hi = summary["next_due_p5_h"].iloc[k], summary["next_due_p95_h"].iloc[k]
+                if np.isfinite(lo):
+                    right = hi if np.isfinite(hi) else float(np.asarray(days)[-1]) * 24.0
+                    ax.plot([lo / 24.0, right / 24.0], [c.index, c.index], color="#c62828", lw=1, alpha=0.6)
             if np.isfinite(d):
                 ax.plot(d / 24.0, c.index, marker="v", color="#c62828")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.invert_yaxis()
-    ax.set_title("Course timeline (triangles: relief predicted to end)", fontsize=10)
+    ax.set_title("Course timeline (triangles: relief ends, median; line: 90 %)" if spread
+                 else "Course timeline (triangles: relief predicted to end)", fontsize=10)
     ax.set_xlabel("days from the first dose")
     ax.set_ylabel("course")
     fig.suptitle(f"{frame.run.regimen.label} - model {frame.spec.id}", fontsize=9)
