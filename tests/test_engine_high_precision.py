@@ -122,9 +122,8 @@ def cases(draw):
     return structure, params, records, f, lag, grid
 
 
-@settings(max_examples=25)
-@given(cases())
-def test_exact_engine_agrees_with_a_50_digit_reference(case):
+def compiled(case):
+    """A drawn case as the engine takes it: rate matrix, compiled schedule, output times, number of states."""
     structure, params, records, f, lag, grid = case
     n = structure.n_states
     ones = np.ones((1, len(records)))
@@ -138,6 +137,13 @@ def test_exact_engine_agrees_with_a_50_digit_reference(case):
     else:  # every boundary time, and just after it
         b = schedule.time[0][np.isfinite(schedule.time[0])]
         t = np.unique(np.concatenate([b, b + 1e-3, [120.0]]))
+    return k, schedule, t, n
+
+
+@settings(max_examples=25)
+@given(cases())
+def test_exact_engine_agrees_with_a_50_digit_reference(case):
+    k, schedule, t, n = compiled(case)
     exact = solve(k, schedule, t, np.eye(n))[0]
     ref = reference(k[0], schedule, t)
     # Each state is judged against its own peak, but not below 1e-5 of the largest amount anywhere:

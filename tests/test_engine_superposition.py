@@ -15,30 +15,14 @@ from hypothesis import given, settings
 from ketaplan.engine.exact import solve
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, compile_schedule
 from ketaplan.engine.superposition import SuperpositionPlan
-from test_engine_high_precision import cases, reference
+from test_engine_high_precision import cases, compiled, reference
 
-
-def _setup(case):
-    structure, params, records, f, lag, grid = case
-    n = structure.n_states
-    ones = np.ones((1, len(records)))
-    mods = DoseModifiers(f * ones, lag * ones, np.full_like(ones, np.nan), np.full_like(ones, np.nan))
-    schedule = compile_schedule(records, mods, n)
-    k = structure.rate_matrix({key: np.atleast_1d(v) for key, v in params.items()})
-    if grid == "even":
-        t = np.linspace(0.0, 120.0, 121)
-    elif grid == "geometric":
-        t = np.concatenate([[0.0], np.geomspace(1e-3, 120.0, 150)])
-    else:
-        b = schedule.time[0][np.isfinite(schedule.time[0])]
-        t = np.unique(np.concatenate([b, b + 1e-3, [120.0]]))
-    return k, schedule, t, n
 
 
 @settings(max_examples=40, deadline=None)
 @given(cases())
 def test_superposition_agrees_with_a_50_digit_reference(case):
-    k, schedule, t, n = _setup(case)
+    k, schedule, t, n = compiled(case)
     plan = SuperpositionPlan.build(schedule, t[None, :], np.full((1, len(t)), np.iinfo(np.int64).max))
     values, bad = plan.solve(k, np.eye(n))
     if bad[0]:
@@ -53,7 +37,7 @@ def test_superposition_agrees_with_a_50_digit_reference(case):
 @given(cases())
 def test_superposition_agrees_with_the_engine_at_output_records_tied_to_doses(case):
     """Outputs at a dose's own time see the dose only when their order key says they come after it."""
-    k, schedule, _t, n = _setup(case)
+    k, schedule, _t, n = compiled(case)
     live = schedule.time[0][np.isfinite(schedule.time[0])]
     times = np.repeat(live, 2)[None, :]
     orders = np.stack([schedule.order[0, : len(live)] - 1, schedule.order[0, : len(live)]], axis=1).ravel()[None, :]
