@@ -18,7 +18,6 @@ from ketaplan.engine.superposition import SuperpositionPlan
 from test_engine_high_precision import cases, compiled, reference
 
 
-
 @settings(max_examples=40, deadline=None)
 @given(cases())
 def test_superposition_agrees_with_a_50_digit_reference(case):
