@@ -32,32 +32,23 @@ def _estimate_relief(data: Path | None, prior_name: str, prior_weight: float | N
     import time
 
     from ketaplan.cli.learn_cmd import print_learning
-    from ketaplan.estimation.hill_test import learn_stepwise
-    from ketaplan.estimation.learn_summary import summarize
-    from ketaplan.estimation.learn_validation import cross_validate
-    from ketaplan.estimation.library_cohort import bind, relief_table
+    from ketaplan.estimation.learn_run import LearnProgress, learn_cohort
     from ketaplan.estimation.priors import DEFAULT_PRIOR_WEIGHT, load_prior
     from ketaplan.estimation.relief_dataset import relief_cohort
     from ketaplan.nonmem.dataset import read_dataset
-    from ketaplan.regimen.events import Regimen
-    from ketaplan.simulation.run import model_for
 
     if data is None:
         raise InputError("DATA", None, "a dataset file (CSV or Parquet) for a library model")
     weight = DEFAULT_PRIOR_WEIGHT if prior_weight is None else prior_weight
     prior = load_prior(prior_name, weight)
     cohort = relief_cohort(read_dataset(data))
-    spec = model_for(Regimen(tuple(e for p in cohort.patients for e in p.regimen.events)))
     started = time.perf_counter()
     with err_console.status("preparing") as status:
-        bound = bind(spec, cohort, prior.variances)
-        table = relief_table(bound)
-        result, prior, fixed = learn_stepwise(bound, prior, table, lambda i, f: status.update(
-            f"learning: iteration {i}, objective {f:.1f} ({time.perf_counter() - started:.0f} s)"))
-        status.update("checking on held-out individuals")
-        timing = cross_validate(bound, prior, result, table, folds=folds, seed=seed) if folds else None
-    summary = summarize(result, prior, timing, {**fixed, "RELIEF_EMAX": "fixed at full relief (1), as published"},
-                        len(cohort))
+        def iteration(i: int, f: float) -> None:
+            status.update(f"learning: iteration {i}, objective {f:.1f} ({time.perf_counter() - started:.0f} s)")
+
+        spec, summary = learn_cohort(cohort, prior, folds=folds, seed=seed,
+                                     progress=LearnProgress(status.update, iteration))
     summary.update({"model": spec.id, "prior": prior_name, "prior_weight": weight, "data": str(data)})
     text = json.dumps(json_ready(summary), indent=2) + "\n"
     write_folder_atomically(out_dir, {"estimates.json": text.encode()})
