@@ -23,8 +23,8 @@ from ketaplan.population.run import run_population
 from ketaplan.population.stream import BINS_PER_DECADE, Binning
 from ketaplan.population.variability import omega_matrix, sample_etas
 from ketaplan.regimen.text import parse_regimen
+from ketaplan.simulation.course_levels import time_above, time_above_batch
 from ketaplan.simulation.run import model_for
-from ketaplan.simulation.summary import time_above, time_above_batch
 
 REPEAT = parse_regimen("20 mg/h IV for 5 d every 6 weeks x 2")
 PER_KG = parse_regimen("0.3 mg/kg/h IV for 2 d (max 25 mg/h)")

@@ -7,6 +7,7 @@ import pytest
 from ketaplan.errors import InputError
 from ketaplan.planning.plan import simulate
 from ketaplan.planning.pump import pump_plan
+from ketaplan.planning.pump_levels import pump_levels
 from ketaplan.regimen.text import parse_regimen
 
 
@@ -18,8 +19,8 @@ def test_20_mg_per_h_from_1_mg_per_ml():
     assert times[:3] == [0.0, 2.5, 5.0]  # a 50 mL syringe lasts 2.5 h
     assert len(plan.changes) == 48  # 2400 mL over 5 days
     assert plan.changes[1].clock == "2026-12-01 11:30"
-    assert plan.per_course["drug_mg"].iloc[0] == pytest.approx(2400.0)
-    assert plan.per_day["drug_mg"].tolist() == pytest.approx([300, 480, 480, 480, 480, 180])
+    assert plan.per_course[0].drug_mg == pytest.approx(2400.0)
+    assert [d.drug_mg for d in plan.per_day] == pytest.approx([300, 480, 480, 480, 480, 180])
 
 
 def test_bags_respect_the_hang_time():
@@ -38,6 +39,26 @@ def test_rounding_to_the_pump_increment_and_the_level_it_gives():
     planned = simulate(reg, weight=83, until=80).summary["cmax_ng_ml"].iloc[0]
     delivered = simulate(plan.delivered_regimen(reg, 83), weight=83, until=80).summary["cmax_ng_ml"].iloc[0]
     assert delivered / planned == pytest.approx(29.0 / 29.05, rel=1e-6)  # linear PK
+
+
+@pytest.mark.parametrize(("text", "weight"), [
+    ("20 mg/h IV for 5 d every 11 weeks x 2", 80.0),
+    ("0.35 mg/kg/h IV for 4 h daily x 3 days", 83.0),
+    ("0.3 mg/kg IV bolus over 1 min; 20 mg/h IV for 1 d; 20 mg/h IV for 1 d at 3 d", 70.0),
+])
+def test_pump_levels_are_the_levels_simulate_reports(text, weight):
+    """The pump's pandas-free path (parent only) against the full simulation: same grid, same formulas, so the
+    numbers agree to rounding, and the same dose and level findings are raised."""
+    reg = parse_regimen(text)
+    plan = pump_plan(reg, weight, 10.0, "syringe", 50, 0.1)
+    levels, findings = pump_levels(reg, plan, weight, None, force=False)
+    horizon = plan.segments[-1].end_h + 24.0
+    planned = simulate(reg, weight=weight, until=horizon, spread=False)
+    delivered = simulate(plan.delivered_regimen(reg, weight), weight=weight, until=horizon, spread=False, force=True)
+    for key, frame, column in (("planned_css", planned, "css_avg_ng_ml"), ("delivered_css", delivered, "css_avg_ng_ml"),
+                               ("planned_cmax", planned, "cmax_ng_ml"), ("delivered_cmax", delivered, "cmax_ng_ml")):
+        assert levels[key] == pytest.approx(float(frame.summary[column].iloc[0]), rel=1e-12, nan_ok=True)
+    assert [(f.code, f.message) for f in findings] == [(f.code, f.message) for f in planned.findings]
 
 
 def test_titration_and_boluses():

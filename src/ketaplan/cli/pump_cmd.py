@@ -29,6 +29,7 @@ def pump_command(
 ) -> None:
     """Pump settings for the IV infusions of a regimen, rounded to the pump increment."""
     from ketaplan.planning.pump import pump_plan
+    from ketaplan.planning.pump_levels import pump_levels
     from ketaplan.regimen.text import load_regimen
     from ketaplan.regimen.units import Kind, parse
 
@@ -43,7 +44,7 @@ def pump_command(
     if reg.needs_weight and weight is None:
         raise InputError("--weight", None, "this regimen is dosed per kg; give the patient's body weight")
     plan = pump_plan(reg, weight, conc, container, volume, increment, hang)
-    levels, findings = _levels(reg, plan, weight, model, force)
+    levels, findings = pump_levels(reg, plan, weight, model, force)
     if as_json:
         echo_json({**_as_dict(plan, levels), "findings": [f.as_dict() for f in findings]})
         return
@@ -53,29 +54,13 @@ def pump_command(
     print_findings(findings, [])
 
 
-def _levels(reg, plan, weight, model, force):
-    """Course-1 steady-state level as prescribed and as delivered with the rounded rates, and the checks."""
-    from ketaplan.planning.plan import simulate
-
-    w = weight if weight is not None else 70.0
-    horizon = plan.segments[-1].end_h + 24.0 if plan.segments else 48.0
-    planned = simulate(reg, weight=w, model=model, until=horizon, force=force, spread=False)
-    delivered = simulate(plan.delivered_regimen(reg, weight), weight=w, model=model, until=horizon, force=True,
-                         spread=False)
-    a, b = planned.summary.iloc[0], delivered.summary.iloc[0]
-    levels = {"planned_css": float(a["css_avg_ng_ml"]), "delivered_css": float(b["css_avg_ng_ml"]),
-              "planned_cmax": float(a["cmax_ng_ml"]), "delivered_cmax": float(b["cmax_ng_ml"]),
-              "analyte": planned.run.parent, "weight_assumed": weight is None}
-    return levels, planned.findings
-
-
 def _as_dict(plan, levels) -> dict:
     return {
         "concentration_mg_per_ml": plan.concentration_mg_ml, "container": plan.container,
         "container_ml": plan.container_ml, "increment_ml_per_h": plan.increment_ml_h,
         "segments": [s.__dict__ for s in plan.segments], "boluses": plan.boluses,
         "container_changes": [c.__dict__ for c in plan.changes],
-        "per_day": plan.per_day.to_dict(orient="records"), "per_course": plan.per_course.to_dict(orient="records"),
+        "per_day": [d.__dict__ for d in plan.per_day], "per_course": [c.__dict__ for c in plan.per_course],
         "levels": levels, "notes": plan.notes, "disclaimer": DISCLAIMER,
     }
 
@@ -101,8 +86,8 @@ def _print(plan, reg, levels) -> None:
                 [Column("course"), Column("no."), Column("hang at"), Column("volume\nmL"), Column("drug\nmg")],
                 [[str(c.course), str(c.number), c.clock, f"{c.volume_ml:g}", f"{c.drug_mg:g}"] for c in changes])
     print_table("Per day", [Column("day", "left"), Column("drug\nmg"), Column("volume\nmL")],
-                [[d.day, f"{d.drug_mg:.1f}", f"{d.volume_ml:.1f}"] for d in plan.per_day.head(MAX_ROWS).itertuples()])
-    for row in plan.per_course.itertuples():
+                [[d.day, f"{d.drug_mg:.1f}", f"{d.volume_ml:.1f}"] for d in plan.per_day[:MAX_ROWS]])
+    for row in plan.per_course:
         console.print(f"course {row.course}: {row.drug_mg:.1f} mg in {row.volume_ml:.1f} mL, "
                       f"{row.containers} {plan.container}{'s' if row.containers != 1 else ''}", highlight=False)
     if math.isfinite(levels["planned_css"]):

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg import expm
 
 from ketaplan.engine.schedule import running_infusions
 from ketaplan.errors import InputError
@@ -335,6 +334,8 @@ def expm_general(m: np.ndarray) -> np.ndarray:
     with entries above and below its diagonal keeps the matrix from being triangular and, being
     block-diagonal, leaves the exponential of ``m`` unchanged.
     """
+    from scipy.linalg import expm  # imported here: scipy.linalg costs 0.2 s at start-up and few systems need it
+
     n = m.shape[-1]
     padded = np.zeros((*m.shape[:-2], n + 2, n + 2))
     padded[..., :n, :n] = m

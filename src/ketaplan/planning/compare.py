@@ -18,10 +18,10 @@ from ketaplan.models.library import thresholds
 from ketaplan.models.thresholds import thresholds_for
 from ketaplan.regimen.events import DoseEvent, Regimen, normalise_route
 from ketaplan.regimen.safety import check_regimen
+from ketaplan.simulation.course_levels import time_above
 from ketaplan.simulation.patient import Patient
 from ketaplan.simulation.predict import predict
 from ketaplan.simulation.run import analyte_outputs, model_for
-from ketaplan.simulation.summary import time_above
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def simulate(
     summary = course_summary(run, relief_threshold)
     routes = [{a.route for a in c.administrations} for c in run.courses]
     findings += check_courses(reg.drug, run.courses, routes)
-    findings += check_levels(summary, run.thresholds)
+    findings += check_levels(summary.to_dict(orient="records"), run.thresholds)
     horizon = float(run.frame["time"].iloc[-1])
     cut = [c for c in run.courses if c.end > horizon]
     if cut:

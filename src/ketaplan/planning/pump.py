@@ -10,8 +10,6 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import pandas as pd
-
 from ketaplan.errors import InputError
 from ketaplan.limits import CONTAINER_CHANGES
 from ketaplan.regimen.courses import administrations, group_courses
@@ -44,6 +42,25 @@ class ContainerChange:
     drug_mg: float
 
 
+@dataclass(frozen=True)
+class DayTotal:
+    """Drug and volume given on one calendar day (or one 24 h from the first dose without a start date)."""
+
+    day: str
+    drug_mg: float
+    volume_ml: float
+
+
+@dataclass(frozen=True)
+class CourseTotal:
+    """Drug, volume and containers of one course."""
+
+    course: int
+    drug_mg: float
+    volume_ml: float
+    containers: int
+
+
 @dataclass
 class PumpPlan:
     """Everything the nurse and pharmacist need to set up and follow the infusion."""
@@ -55,8 +72,8 @@ class PumpPlan:
     segments: list[PumpSegment]
     changes: list[ContainerChange]
     boluses: list[dict]
-    per_day: pd.DataFrame
-    per_course: pd.DataFrame
+    per_day: list[DayTotal]
+    per_course: list[CourseTotal]
     start: datetime | None
     notes: list[str] = field(default_factory=list)
 
@@ -190,7 +207,7 @@ def _container_changes(segments: list[PumpSegment], container_ml: float, conc: f
     return changes
 
 
-def _per_day(segments, boluses, start: datetime | None) -> pd.DataFrame:
+def _per_day(segments, boluses, start: datetime | None) -> list[DayTotal]:
     """Drug (mg) and volume (mL) per calendar day (or per 24 h from the first dose)."""
     offset = 0.0 if start is None else start.hour + start.minute / 60.0
     totals: dict[int, list[float]] = {}
@@ -214,11 +231,11 @@ def _per_day(segments, boluses, start: datetime | None) -> pd.DataFrame:
     rows = []
     for day in sorted(totals):
         label = (start.date() + timedelta(days=day)).isoformat() if start is not None else f"day {day + 1}"
-        rows.append({"day": label, "drug_mg": round(totals[day][0], 6), "volume_ml": round(totals[day][1], 6)})
-    return pd.DataFrame(rows)
+        rows.append(DayTotal(label, round(totals[day][0], 6), round(totals[day][1], 6)))
+    return rows
 
 
-def _per_course(courses, segments, boluses, changes) -> pd.DataFrame:
+def _per_course(courses, segments, boluses, changes) -> list[CourseTotal]:
     rows = []
     for c in courses:
         segs = [s for s in segments if s.course == c.index]
@@ -226,6 +243,5 @@ def _per_course(courses, segments, boluses, changes) -> pd.DataFrame:
             b["dose_mg"] for b in boluses if b["course"] == c.index)
         ml = sum((s.end_h - s.start_h) * s.rate_ml_h_rounded for s in segs) + sum(
             b["volume_ml"] for b in boluses if b["course"] == c.index)
-        rows.append({"course": c.index, "drug_mg": mg, "volume_ml": ml,
-                     "containers": sum(1 for ch in changes if ch.course == c.index)})
-    return pd.DataFrame(rows)
+        rows.append(CourseTotal(c.index, mg, ml, sum(1 for ch in changes if ch.course == c.index)))
+    return rows

@@ -33,7 +33,7 @@ def trapezoid_weights(t: np.ndarray) -> np.ndarray:
 def hours_above(t: np.ndarray, c: np.ndarray, level: float, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hours with c (S, T) above ``level``, in all and within the grid intervals marked ``inside``.
 
-    Linear interpolation inside grid intervals, as :func:`ketaplan.simulation.summary.time_above_batch`, from the
+    Linear interpolation inside grid intervals, as :func:`ketaplan.simulation.course_levels.time_above_batch`, from the
     runs of grid points above the level and the intervals where c crosses it (a few per course), not from a
     pass per interval: whole intervals of a run add up to a clock's difference between its ends.
     """

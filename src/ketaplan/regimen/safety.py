@@ -216,12 +216,15 @@ def cumulative_dose(courses) -> Finding:
                    _cite("noppers2011"))
 
 
-def check_levels(summary, thresholds) -> list[Finding]:
-    """Predicted levels above the psychotomimetic and awakening thresholds (never pass unnoticed)."""
+def check_levels(courses, thresholds) -> list[Finding]:
+    """Predicted levels above the psychotomimetic and awakening thresholds (never pass unnoticed).
+
+    ``courses``: one mapping per course with ``course``, ``cmax_ng_ml`` and ``hours_above_psychotomimetic``.
+    """
     findings: list[Finding] = []
     psycho = thresholds["psychotomimetic"]
     awake = thresholds["awakening"]
-    for _, row in summary.iterrows():
+    for row in courses:
         if row["cmax_ng_ml"] > awake.value:
             findings.append(Finding("warning", "above_awakening",
                                     f"course {int(row['course'])}: predicted peak {row['cmax_ng_ml']:.0f} ng/mL is "

@@ -29,7 +29,7 @@ def pump_context(plan: PumpPlan, level_note: str) -> dict:
             "changes": [{**c.__dict__, "volume_ml": f"{c.volume_ml:g}", "drug_mg": f"{c.drug_mg:g}"}
                         for c in plan.changes],
             "per_day": [{"day": d.day, "drug_mg": f"{d.drug_mg:.1f}", "volume_ml": f"{d.volume_ml:.1f}"}
-                        for d in plan.per_day.itertuples()],
+                        for d in plan.per_day],
             "level_note": level_note}
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ketaplan.engine.build import BuiltModel, build
 from ketaplan.engine.derived import derived_quantities
@@ -30,6 +30,9 @@ from ketaplan.models.thresholds import Threshold, thresholds_for
 from ketaplan.regimen.courses import Administration, Course, administrations, group_courses
 from ketaplan.regimen.events import Regimen
 from ketaplan.simulation.patient import Patient
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_PD = {
     "racemic": ("navarrete_2024_ke0", "dahan_2011_crps_pkpd"),
@@ -127,9 +130,19 @@ def check_horizon(hours: float) -> None:
                          "shorten the regimen or --until")
 
 
-def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: float | None = None,
-                overrides: dict[str, float] | None = None, baseline_pain: float | None = None) -> PatientRun:
-    """Simulate one patient exactly on a grid fine enough for Cmax, AUC and threshold times."""
+@dataclass(frozen=True)
+class PreparedRun:
+    """A patient's regimen resolved, grouped into courses and checked, the model built and the output grid."""
+
+    resolved: Regimen
+    courses: list[Course]
+    built: BuiltModel
+    times: np.ndarray
+
+
+def prepare_run(regimen: Regimen, patient: Patient, spec: ModelSpec, until: float | None = None,
+                overrides: dict[str, float] | None = None) -> PreparedRun:
+    """Everything :func:`run_patient` needs before solving, each limit checked before work is allocated."""
     resolved = regimen.resolve(patient.weight)
     check_horizon(max(resolved.end_time(), until or 0.0))
     admins = administrations(resolved)
@@ -145,8 +158,18 @@ def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: floa
     built = build(spec, patient.covariates(), overrides=overrides)
     times = time_grid(admins, horizon)
     OUTPUT_POINTS_PER_PATIENT.check("simulation", len(times), "shorten the plan or --until")
+    return PreparedRun(resolved, courses, built, times)
+
+
+def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: float | None = None,
+                overrides: dict[str, float] | None = None, baseline_pain: float | None = None) -> PatientRun:
+    """Simulate one patient exactly on a grid fine enough for Cmax, AUC and threshold times."""
+    import pandas as pd
+
+    prepared = prepare_run(regimen, patient, spec, until, overrides)
+    built, times = prepared.built, prepared.times
     names = list(spec.observables)
-    values = solve_patient(built, resolved, times, names)
+    values = solve_patient(built, prepared.resolved, times, names)
     require_finite({name: values[:, i] for i, name in enumerate(names)}, lambda i: f"time {times[i]:g} h")
     frame = pd.DataFrame({"id": 1, "time": times})
     if regimen.start is not None:
@@ -159,7 +182,7 @@ def run_patient(regimen: Regimen, patient: Patient, spec: ModelSpec, until: floa
     parent, metabolite, effect = analyte_outputs(spec)
     clearance = next(d.clearance_l_per_h for d in derived_quantities(built)
                      if d.analyte == spec.observables[parent].analyte)
-    return PatientRun(frame, spec, built, resolved, patient, courses, parent, metabolite, effect,
+    return PatientRun(frame, spec, built, prepared.resolved, patient, prepared.courses, parent, metabolite, effect,
                       thresholds_for(spec.drug), clearance)
 
 

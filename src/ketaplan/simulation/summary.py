@@ -13,37 +13,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from ketaplan.regimen.courses import Course
+from ketaplan.simulation.course_levels import course_windows, steady_state_level, time_above
 from ketaplan.simulation.run import PatientRun, relief_layer
-
-
-def time_above(t: np.ndarray, c: np.ndarray, level: float) -> float:
-    """Hours with c above ``level``, with linear interpolation inside each grid interval."""
-    return float(time_above_batch(t, np.asarray(c, dtype=float)[None, :], level)[0])
-
-
-def time_above_batch(t: np.ndarray, c: np.ndarray, level: float, inside: np.ndarray | None = None):
-    """Hours above ``level`` for each row of c (S, T), interpolating linearly inside grid intervals.
-
-    With ``inside`` (a boolean per grid interval) also returns the hours within the marked intervals.
-    """
-    dt = np.diff(t)
-    above = c > level
-    both = (above[:, :-1] & above[:, 1:]).astype(float)
-    hours = both @ dt
-    rows, cols = np.nonzero(above[:, :-1] != above[:, 1:])
-    part = None
-    if len(rows):
-        a, b = c[rows, cols] - level, c[rows, cols + 1] - level
-        part = np.where(a > 0, a / (a - b), b / (b - a))
-        np.add.at(hours, rows, part * dt[cols])
-    if inside is None:
-        return hours
-    dt_in = np.where(inside, dt, 0.0)
-    hours_in = both @ dt_in
-    if part is not None:
-        np.add.at(hours_in, rows, part * dt_in[cols])
-    return hours, hours_in
 
 
 def course_summary(run: PatientRun, relief_threshold: float = 0.3) -> pd.DataFrame:
@@ -56,9 +27,7 @@ def course_summary(run: PatientRun, relief_threshold: float = 0.3) -> pd.DataFra
     layer = relief_layer(run.spec)
     relief = f[layer.name].to_numpy() if layer is not None else None
     rows = []
-    ends = [c.start for c in run.courses[1:]] + [t[-1]]
-    for course, window_end in zip(run.courses, ends, strict=True):
-        w = (t >= course.start) & (t <= window_end)
+    for course, w in course_windows(t, run.courses):
         tw, cw = t[w], parent[w]
         row = {
             "course": course.index,
@@ -66,7 +35,7 @@ def course_summary(run: PatientRun, relief_threshold: float = 0.3) -> pd.DataFra
             "end_h": course.end,
             "dose_mg": course.amount,
             "cmax_ng_ml": float(cw.max()),
-            "css_avg_ng_ml": steady_state_level(run, course),
+            "css_avg_ng_ml": steady_state_level(run.built, course, run.parent),
             "auc_ng_h_ml": float(np.trapezoid(cw, tw)),
             "hours_above_analgesia": time_above(tw, cw, analgesia),
             "hours_above_psychotomimetic": time_above(tw, cw, psycho),
@@ -96,23 +65,6 @@ def course_summary(run: PatientRun, relief_threshold: float = 0.3) -> pd.DataFra
                 row["next_course_due_date"] = run.regimen.start + timedelta(hours=row["next_course_due_h"])
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def steady_state_level(run: PatientRun, course: Course) -> float:
-    """Plasma level (ng/mL) if the course's average input rate ran forever, by route (exact: -K^-1 r).
-
-    NaN for a course of one dose lasting under an hour: a single dose has no steady state.
-    """
-    if len(course.administrations) == 1 and course.end - course.start < 1.0:
-        return float("nan")
-    k = run.built.rate_matrix()[0]
-    r = np.zeros(k.shape[0])
-    hours = max(course.end - course.start, 1e-9)
-    for a in course.administrations:
-        for state, part in run.built.route_parts.get(a.route, ()):
-            r[state] += a.amount / hours * run.built.bioavailability(part.bioavailability)[0]
-    amounts = np.linalg.solve(k, -r)
-    return float(run.built.readout([run.parent])[0, 0] @ amounts)
 
 
 def date_of(start: datetime | None, hours: float, compact: bool = False) -> str:
