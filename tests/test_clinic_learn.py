@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -134,3 +135,32 @@ def test_a_simulated_record_lies_in_the_past_even_when_a_course_outlasts_the_las
         assert write_cohort(s, cohort, end=end) > 0
     with transaction(engine) as s:
         assert max(i.end for i in s.scalars(select(Infusion))) <= end
+
+
+def test_a_version_carries_the_uncertainty_of_its_values_into_the_forecasts(clinic):
+    """The learned typical values' covariance (from the covariance step) travels with the version: the model
+    built from it holds the block of the typical values on their estimation scales, and a new patient's
+    spread of relief under it is wider than under the same values taken as certain."""
+    from ketaplan.course.model_versions import get_version, version_spec
+    from ketaplan.planning.relief_spread import relief_spread
+    from ketaplan.simulation.patient import Patient
+
+    db, _ = clinic
+    regimen = parse_regimen("20 mg/h IV for 5 d")
+    with transaction(make_engine(db)) as s:
+        v = get_version(s, 1)
+        result = json.loads(v.result)
+        spec = version_spec(v, regimen)
+    u = spec.uncertainty
+    assert u is not None and "learned from Pijnkliniek Test, version 1" in u.source
+    names = [row["name"] for row in result["typical"]]
+    assert list(u.parameters) == names
+    assert dict(zip(u.parameters, u.transforms, strict=True))["P_RESPONSE"] == "logit"
+    index = [result["names"].index(n) for n in names]
+    assert np.allclose(u.covariance, np.asarray(result["covariance"])[np.ix_(index, index)])
+    patient = Patient(80.0, 59.0, "male")
+    with_uncertainty = relief_spread(spec, regimen, patient, draws=2000)
+    certain = relief_spread(spec.model_copy(update={"uncertainty": None}), regimen, patient, draws=2000)
+    wide, narrow = with_uncertainty.courses[0].days, certain.courses[0].days
+    assert wide[2] / wide[0] > narrow[2] / narrow[0]
+    assert with_uncertainty.p_response_90[0] < spec.parameters["P_RESPONSE"].value < with_uncertainty.p_response_90[1]

@@ -23,7 +23,7 @@ from ketaplan.course.store import now
 from ketaplan.individualize.api import PatientFit, fit_case
 from ketaplan.individualize.dataset import FitCase
 from ketaplan.individualize.estimate import prior_estimate
-from ketaplan.individualize.problem import SpecModel, prior_problem, random_effects, spec_problem
+from ketaplan.individualize.problem import SpecModel, population_effects, prior_problem, spec_problem
 from ketaplan.models.spec import ModelSpec
 from ketaplan.planning.next_course import follow_up
 
@@ -48,7 +48,7 @@ def compute_forecast(s: Session, p: Patient, threshold: float = 0.3, model: Mode
             return {"status": f"no forecast: the estimate is implausible ({fitted.failure})"}
     else:
         covariates = case.patient.covariates()
-        fit_model = SpecModel(spec, case.regimen, covariates, random_effects(spec, case.regimen, covariates)[0])
+        fit_model = SpecModel(spec, case.regimen, covariates, population_effects(spec, case.regimen, covariates)[0])
         fitted = PatientFit(FitCase(p.code, p.id, prior_problem(fit_model), fit_model, case.patient),
                             prior_estimate(prior_problem(fit_model)))
     fu = follow_up(fitted.estimate, fit_model, threshold, draws=200)

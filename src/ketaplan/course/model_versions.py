@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ketaplan.course.schema import ForecastCache, ModelVersion, User
 from ketaplan.course.store import audit, now
 from ketaplan.errors import InputError
-from ketaplan.models.learned import with_learned_values
+from ketaplan.models.learned import learned_uncertainty, with_learned_values
 from ketaplan.models.spec import ModelSpec
 from ketaplan.regimen.events import Regimen
 from ketaplan.simulation.run import model_for
@@ -44,11 +44,21 @@ def learned_values(v: ModelVersion) -> tuple[dict[str, float], dict[str, float]]
 
 
 def version_spec(v: ModelVersion, regimen: Regimen) -> ModelSpec:
-    """The default model of ``regimen`` with the version's learned values."""
+    """The default model of ``regimen`` with the version's learned values and their uncertainty."""
     spec = model_for(regimen)
     typical, variances = learned_values(v)
-    return with_learned_values(spec, typical, variances, f"learned from {v.clinic}, version {v.id} "
-                                                         f"({v.n_patients} patients, {v.created_at:%Y-%m-%d})")
+    label = f"learned from {v.clinic}, version {v.id} ({v.n_patients} patients, {v.created_at:%Y-%m-%d})"
+    r = result_of(v)
+    transforms = {row["name"]: row.get("transform") or _prior_transform(v.prior, row["name"]) for row in r["typical"]}
+    uncertainty = learned_uncertainty(r["names"], r["covariance"], transforms, label) if r.get("names") else None
+    return with_learned_values(spec, typical, variances, label, uncertainty)
+
+
+def _prior_transform(prior: str, name: str) -> str:
+    """The estimation scale of a learned value in versions saved before the report named it."""
+    from ketaplan.estimation.priors import load_prior  # the estimation package is heavy; old versions only
+
+    return next(lv.transform for lv in load_prior(prior).learnables if lv.name == name)
 
 
 def model_in_use(s: Session, regimen: Regimen, choice: int | str | None = None) -> tuple[ModelSpec, str]:

@@ -33,7 +33,7 @@ def summarize(result: LearningResult, prior: Prior, timing: TimingCheck | None, 
         learned = result.learned.typical[lv.name]
         prior_sd = lv.prior_sd / np.sqrt(prior.weight) if prior.weight > 0 else float("inf")
         u0, u = to_estimation_scale(published, lv.transform), to_estimation_scale(learned, lv.transform)
-        row = {"name": lv.name, "published": published, "learned": learned,
+        row = {"name": lv.name, "transform": lv.transform, "published": published, "learned": learned,
                "prior_90": _band(u0, prior_sd, lv.transform) if np.isfinite(prior_sd) else None, "source": lv.source}
         if se is not None:
             row["learned_90"] = _band(u, se[j], lv.transform)

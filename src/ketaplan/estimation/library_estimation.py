@@ -178,6 +178,8 @@ class Objective:
         """-2 log L (K,) and per patient (K, N) for K parameter vectors (no prior), with the modes found."""
         values = [self.values(u) for u in us]
         omegas = np.stack([self.omega(u) for u in us])
+        usable = _usable_omegas(omegas)  # a step to a variance of 0 or infinity is a step to an infinite objective
+        omegas[~usable] = np.eye(omegas.shape[-1])
         k, n, m = len(us), self.bound.n_patients, len(self.bound.eta_names)
         start = np.broadcast_to(self.eta if eta0 is None else eta0, (k, n, 2, m)).copy()
         factors = self._factors(values)
@@ -195,7 +197,7 @@ class Objective:
         stacked = np.stack([np.log(p) - o_r / 2, np.log1p(-p) - o_n / 2], axis=0)
         per = -2 * logsumexp(stacked, axis=0)
         post = np.exp(stacked[0] - logsumexp(stacked, axis=0))
-        per = np.where(np.isfinite(per), per, np.inf)
+        per = np.where(np.isfinite(per) & usable[:, None], per, np.inf)
         return per.sum(axis=1), per, {"eta": modes, "p_responder": post}
 
     @property
@@ -383,6 +385,17 @@ def learn(bound: BoundCohort, prior: Prior, on_iteration: Callable[[int, float],
 
 DAMPING = (0.0, 0.3, 3.0, 30.0)
 """Levenberg-Marquardt damping factors tried at once in every iteration (each a share of the diagonal)."""
+
+
+VARIANCE_RANGE = (1e-10, 1e6)
+"""Between-patient variances (log scale) the objective is evaluated at; outside, it is infinite."""
+
+
+def _usable_omegas(omegas: np.ndarray) -> np.ndarray:
+    """Per matrix (K, m, m): finite, with every eigenvalue inside :data:`VARIANCE_RANGE`."""
+    finite = np.isfinite(omegas).all(axis=(-2, -1))
+    eig = np.linalg.eigvalsh(np.where(finite[:, None, None], omegas, 0.0))
+    return finite & (eig.min(axis=-1) > VARIANCE_RANGE[0]) & (eig.max(axis=-1) < VARIANCE_RANGE[1])
 
 
 def _scoring_search(fn: Objective, u0: np.ndarray, x: np.ndarray, max_iterations: int,

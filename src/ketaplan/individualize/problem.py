@@ -238,10 +238,37 @@ def _residual(spec: ModelSpec, model: SpecModel, obs: Observations) -> ResidualM
     return ResidualModel(prop, add, score)
 
 
+def population_effects(spec: ModelSpec, regimen: Regimen, covariates: Covariates) -> tuple[tuple[str, ...],
+                                                                                            np.ndarray]:
+    """The random effects of a patient with nothing measured: between-patient (and between-course) effects
+    and, where the model says how sure its typical values are (``spec.uncertainty``), their uncertainty.
+
+    On the log scale a typical value's error adds to the patient's own effect (both multiply the parameter),
+    so the two covariances add; a value with uncertainty but no between-patient effect (a learned Hill
+    coefficient) gets an effect of its own. Values on another scale (the probability of response, a logit)
+    do not enter the curves and are left out."""
+    names, omega = random_effects(spec, regimen, covariates)
+    u = spec.uncertainty
+    if u is None:
+        return names, omega
+    typical = parameter_values(spec, covariates)
+    used = [j for j, (p, t) in enumerate(zip(u.parameters, u.transforms, strict=True)) if t == "log" and p in typical]
+    extra = [u.parameters[j] for j in used if u.parameters[j] not in names]
+    names = (*names, *extra)
+    total = np.zeros((len(names), len(names)))
+    total[:len(omega), :len(omega)] = omega
+    index = [names.index(u.parameters[j]) for j in used]
+    total[np.ix_(index, index)] += np.asarray(u.covariance)[np.ix_(used, used)]
+    return names, total
+
+
 def prior_problem(model: SpecModel) -> Problem:
-    """A problem without measurements (the population prior of ``model``'s random effects), for forecasts
-    of a patient with nothing measured yet."""
-    names, omega = random_effects(model.spec, model.regimen, model.covariates)
+    """A problem without measurements (the population prior of ``model``'s random effects, with the
+    uncertainty of the typical values where known: :func:`population_effects`), for forecasts of a patient
+    with nothing measured yet."""
+    names, omega = population_effects(model.spec, model.regimen, model.covariates)
+    if names != model.eta_names:
+        raise ValueError("prior_problem needs a model built with population_effects' names")
     typical, units = _typical_and_units(model.spec, model, names)
     return Problem(names, omega, typical, units, Observations.of([], [], []), ResidualModel(*(np.zeros(0),) * 3),
                    lambda etas: np.zeros((len(etas), 0)))

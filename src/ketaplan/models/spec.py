@@ -340,6 +340,31 @@ class Variant(Strict):
     note: str | None = None
 
 
+class TypicalUncertainty(Strict):
+    """How sure the typical values are: the covariance of their estimates on the estimation scale (log for
+    positive values, logit for fractions), from a learned model's covariance step. A published model has
+    none (its sources give intervals for a few values, not a joint covariance)."""
+
+    parameters: tuple[str, ...]
+    transforms: tuple[Literal["log", "logit"], ...]
+    covariance: tuple[tuple[float, ...], ...]
+    source: str
+
+    @model_validator(mode="after")
+    def _square(self) -> TypicalUncertainty:
+        n = len(self.parameters)
+        if len(self.transforms) != n:
+            raise ValueError(f"one transform per parameter is needed for {list(self.parameters)}")
+        if len(self.covariance) != n or any(len(row) != n for row in self.covariance):
+            raise ValueError(f"covariance must be a {n} x {n} matrix for {list(self.parameters)}")
+        m = np.asarray(self.covariance, dtype=float)
+        if not (np.all(np.isfinite(m)) and np.allclose(m, m.T)):
+            raise ValueError("covariance must be finite and symmetric")
+        if np.any(np.linalg.eigvalsh(m) < -1e-12 * max(1.0, float(np.abs(m).max()))):
+            raise ValueError("covariance must be positive semi-definite")
+        return self
+
+
 class ModelSpec(Strict):
     """A published (or user) PK/PD model as data."""
 
@@ -363,6 +388,7 @@ class ModelSpec(Strict):
     thresholds: tuple[Threshold, ...] = ()
     doses_studied: str | None = None
     variants: dict[str, Variant] = Field(default_factory=dict)
+    uncertainty: TypicalUncertainty | None = None
     kind: Literal["pk"] = "pk"
 
     @field_validator("id")
@@ -430,6 +456,8 @@ class ModelSpec(Strict):
                 raise ValueError(f"threshold {t.name} names unknown observable {t.observable!r}")
         for layer in self.pd:
             _check_pd(layer, self.observables, params)
+        for p in self.uncertainty.parameters if self.uncertainty is not None else ():
+            param(p, "uncertainty")
         return self
 
     @property

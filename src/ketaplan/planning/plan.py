@@ -49,8 +49,9 @@ class SimulationFrame(pd.DataFrame):
                       "citations": [c.text for c in self.spec.citations], "caveats": list(self.spec.caveats)},
             "summary": summary.replace({np.nan: None, np.inf: None}).to_dict(orient="records"),
             "relief": None if getattr(self, "relief_spread", None) is None else {
-                "p_response": self.relief_spread.p_response, "threshold": self.relief_spread.threshold,
-                "draws": self.relief_spread.draws,
+                "p_response": self.relief_spread.p_response, "p_response_90": self.relief_spread.p_response_90,
+                "threshold": self.relief_spread.threshold, "draws": self.relief_spread.draws,
+                "parameter_uncertainty": self.relief_spread.parameter_uncertainty,
                 "meaning": "relief_days_* and next_due_*_h: 5th percentile, median and 95th percentile over "
                            "patients like this one who respond; null: still relieved when the next course starts "
                            "or at the end"},
@@ -133,9 +134,12 @@ def _relief_notes(spec: ModelSpec, threshold: float) -> list[str]:
     if layer is None:
         return []
     p = spec.parameters[layer.p_response].value if isinstance(layer.p_response, str) else layer.p_response
-    return [f"Probability of response {p:.0%} (Dahan 2011). How long relief lasts and when the next course is due "
+    source = "Dahan 2011" if spec.uncertainty is None else spec.uncertainty.source
+    spread = ("between-patient variability" if spec.uncertainty is None else
+              "between-patient variability and the uncertainty of its learned values")
+    return [f"Probability of response {p:.0%} ({source}). How long relief lasts and when the next course is due "
             f"are the median and 90 % interval over patients like this one who respond, from the model's "
-            f"between-patient variability; the next course is due when relief falls below {threshold:.0%} of "
+            f"{spread}; the next course is due when relief falls below {threshold:.0%} of "
             "baseline pain. A non-responder gets no lasting relief."]
 
 

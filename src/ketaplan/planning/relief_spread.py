@@ -5,8 +5,15 @@ The patient's random effects (PK and relief: C50, relief-site half-life) are dra
 between-patient variability (or a fitted patient's posterior); relief is computed for each draw as a
 responder, and each course's duration is the time from its end until relief falls below the threshold. The
 probability of response (the model's mixture) is reported beside it: a non-responder gets no relief worth
-timing a next course for. Parameter uncertainty of the population values is not included (the published
-models give none; a learned model's covariance could be added)."""
+timing a next course for.
+
+Where the model says how sure its typical values are (a learned model's covariance step,
+:class:`~ketaplan.models.spec.TypicalUncertainty`), each drawn patient also gets their own draw of the
+typical values: on the log scale a typical value's error adds to the patient's random effect, so the interval
+covers both the spread between patients and the uncertainty of the population values; the probability of
+response then gets its own 90 % interval. The published models give no joint uncertainty, so their intervals
+are between-patient variability only. Uncertainty of the variances themselves is not drawn, and a fitted
+patient's posterior (``estimate``) is conditional on the population values."""
 
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ketaplan.individualize.problem import SpecModel, prior_problem, random_effects
+from ketaplan.individualize.problem import SpecModel, population_effects, prior_problem
 from ketaplan.models.spec import ModelSpec
 from ketaplan.population.metrics import relief_days
 from ketaplan.regimen.courses import administrations, group_courses
@@ -29,6 +36,8 @@ if TYPE_CHECKING:  # the estimation module (SciPy's optimisers and distributions
 DRAWS = 400
 WEEKS_AFTER_LAST = 30
 QUANTILES = (0.05, 0.5, 0.95)
+Z90 = 1.6448536269514722
+"""Standard normal quantile of 0.95: a central 90 % interval is the estimate +/- Z90 SD."""
 
 
 @dataclass(frozen=True)
@@ -53,12 +62,14 @@ class ReliefSpreadResult:
     threshold: float
     draws: int
     courses: tuple[CourseSpread, ...]
+    p_response_90: tuple[float, float] | None = None  # with parameter uncertainty of the probability itself
+    parameter_uncertainty: bool = False  # the typical values' uncertainty is in the intervals
 
 
 def prior_model(spec: ModelSpec, regimen: Regimen, patient: Patient) -> SpecModel:
     """The model of a patient with nothing measured yet."""
     covariates = patient.covariates()
-    return SpecModel(spec, regimen, covariates, random_effects(spec, regimen, covariates)[0])
+    return SpecModel(spec, regimen, covariates, population_effects(spec, regimen, covariates)[0])
 
 
 def relief_spread(spec: ModelSpec, regimen: Regimen, patient: Patient, threshold: float = 0.3,
@@ -69,7 +80,9 @@ def relief_spread(spec: ModelSpec, regimen: Regimen, patient: Patient, threshold
     layer = relief_layer(spec)
     if layer is None:
         return None
-    if estimate is None or model is None:  # the population: random effects drawn from omega
+    p_response, p_response_90 = response_probability(spec, layer.p_response)
+    uncertain = (estimate is None or model is None) and spec.uncertainty is not None
+    if estimate is None or model is None:  # the population: random effects (and typical-value errors) drawn
         model = prior_model(spec, regimen, patient)
         omega = prior_problem(model).omega
         rng = np.random.default_rng(seed)
@@ -90,6 +103,18 @@ def relief_spread(spec: ModelSpec, regimen: Regimen, patient: Patient, threshold
         q = np.quantile(days, QUANTILES, method="inverted_cdf")
         out.append(CourseSpread(k + 1, tuple(float(x) for x in q), tuple(float(end + 24 * d) for d in q),
                                 float(np.mean(censored)), days))
-    p = layer.p_response
-    p_response = float(spec.parameters[p].value) if isinstance(p, str) else float(p)
-    return ReliefSpreadResult(p_response, threshold, draws, tuple(out))
+    return ReliefSpreadResult(p_response, threshold, draws, tuple(out), p_response_90, uncertain)
+
+
+def response_probability(spec: ModelSpec, p_response: str | float) -> tuple[float, tuple[float, float] | None]:
+    """The probability of response and, where the model gives its uncertainty (logit scale), its 90 % interval."""
+    p = float(spec.parameters[p_response].value) if isinstance(p_response, str) else float(p_response)
+    u = spec.uncertainty
+    if u is None or p_response not in u.parameters or not 0 < p < 1:
+        return p, None
+    j = u.parameters.index(p_response)
+    if u.transforms[j] != "logit":
+        return p, None
+    half = Z90 * float(np.sqrt(u.covariance[j][j]))
+    logit = np.log(p / (1.0 - p))
+    return p, (float(1.0 / (1.0 + np.exp(-(logit - half)))), float(1.0 / (1.0 + np.exp(-(logit + half)))))
