@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ketaplan import limits
 from ketaplan.errors import InputError
-from ketaplan.finite import require_finite
+from ketaplan.finite import all_finite, require_finite
 from ketaplan.individualize.estimate import Estimate
 from ketaplan.individualize.plausibility import implausible
 from ketaplan.user_yaml import load_yaml
@@ -164,3 +166,20 @@ def test_covariate_and_diary_files_are_sized_before_they_are_read(tmp_path, monk
     monkeypatch.setattr(covariates, "TABLE_FILE_BYTES", limits.Limit(50, "bytes", "per table", "test"))
     with pytest.raises(InputError, match=r"--covariates: got 3[0-9]{2} bytes; the limit is 50 bytes"):
         covariates.read_covariates(path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=0, max_size=40),
+       st.sampled_from(["contiguous", "strided", "2d", "int"]))
+def test_the_one_pass_finiteness_check_agrees_with_numpy(values, layout):
+    """all_finite (a dot product of the values with themselves) against np.isfinite(...).all(), including
+    values near the largest double whose squares overflow, NaN and infinities of either sign."""
+    arr = np.asarray(values, dtype=float)
+    if layout == "strided":
+        arr = np.repeat(arr, 2)[::2]
+    elif layout == "2d" and len(arr) % 2 == 0:
+        arr = arr.reshape(2, -1)
+    elif layout == "int":
+        arr = np.nan_to_num(arr, nan=0, posinf=0, neginf=0).clip(-1e15, 1e15).astype(np.int64)
+    assert all_finite(arr) == bool(np.isfinite(arr).all())
+    assert all_finite(np.array([1e300, -1e300]))  # squares overflow, the values are finite

@@ -17,6 +17,22 @@ REASON = ("the result is not a finite number: the doses, levels or parameters ar
           "can compute; check them for a unit or typing slip")
 
 
+def all_finite(values: np.ndarray) -> bool:
+    """True when every value is finite, in one pass over memory: a NaN or an infinity makes the sum of squares
+    NaN or infinite, and finite values keep it finite unless it overflows (values above about 1e154; then
+    they are checked one by one). The sum of squares of a contiguous float vector is one BLAS dot product,
+    twice as fast as numpy's sum."""
+    if values.dtype.kind in "iub" or values.size == 0:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if values.dtype == np.float64 and values.flags.c_contiguous:
+            flat = values.reshape(-1)
+            total = np.dot(flat, flat)
+        else:
+            total = np.add.reduce(values, axis=None)
+    return bool(np.isfinite(total)) or bool(np.isfinite(values).all())
+
+
 def require_finite(columns: Mapping[str, object], where: Callable[[int], str] = lambda i: f"row {i + 1}") -> None:
     """Refuse the first value of any of ``columns`` (name -> array) that is infinite or NaN.
 
@@ -24,11 +40,7 @@ def require_finite(columns: Mapping[str, object], where: Callable[[int], str] = 
     """
     for name, values in columns.items():
         arr = np.asarray(values)
-        if arr.dtype.kind not in "fc" or arr.size == 0:
-            continue
-        with np.errstate(invalid="ignore"):
-            ok = np.isfinite(arr.min()) and np.isfinite(arr.max())
-        if ok:
+        if arr.dtype.kind not in "fc" or arr.size == 0 or all_finite(arr):
             continue
         flat = np.isfinite(arr).reshape(len(arr), -1).all(axis=1) if arr.ndim > 1 else np.isfinite(arr)
         i = int(np.argmin(flat))

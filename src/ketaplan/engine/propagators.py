@@ -269,6 +269,8 @@ class OutputCoefficients:
     def segment(self, lam: np.ndarray, j: int, tau: np.ndarray, dest: np.ndarray, origin: float = 0.0) -> None:
         """Write outputs at times ``tau`` (T,) after boundary j (at time ``origin``) into ``dest`` (S, n_out, T)."""
         for lo, hi, step in _even_pieces(tau, origin):
+            if step is None and not np.any(tau[lo:hi]):
+                continue  # only the boundary itself: written below
             if step is None:
                 self._segment_direct(lam, j, tau[lo:hi], dest[:, :, lo:hi])
             else:
@@ -287,25 +289,26 @@ class OutputCoefficients:
         width = int(np.ceil(np.sqrt(t)))
         blocks = t // width
         main = blocks * width
-        block_start = tau[0] + step * width * np.arange(blocks)
+        rest = t - main  # a last, partial block: the first ``rest`` columns of the in-block factor
+        block_start = tau[0] + step * width * np.arange(blocks + (rest > 0))
         outer = _exp_clipped(lam[:, None, :] * block_start[None, :, None])  # (S, M, n)
         inner = np.ones((s, n + 1, width))
         inner[:, :n] = _exp_clipped(lam[:, :, None] * (step * np.arange(width))[None, None, :])  # (S, n, width)
         n_out = self.p.shape[2]
-        q = np.empty((s, n_out, blocks, n + 1))
+        q = np.empty((s, n_out, len(block_start), n + 1))
         np.multiply(self.p[:, j, :, None, :], outer[:, None, :, :], out=q[..., :n])
         q[..., n] = self.c[:, j, :, None]
         for o in range(n_out):
             target = dest[:, o, :main]
             grid = target.reshape(s, blocks, width)
             if np.shares_memory(grid, target):
-                np.matmul(q[:, o], inner, out=grid)
+                np.matmul(q[:, o, :blocks], inner, out=grid)
             else:
-                target[...] = np.matmul(q[:, o], inner).reshape(s, main)
+                target[...] = np.matmul(q[:, o, :blocks], inner).reshape(s, main)
+            if rest:
+                dest[:, o, main:] = np.matmul(q[:, o, blocks:], inner[:, :, :rest])[:, 0]
         if self.slow is not None:
-            dest[:, :, :main] += self._slow_part(lam, j, tau[:main])
-        if main < t:
-            self._segment_direct(lam, j, tau[main:], dest[:, :, main:])
+            dest[:, :, :] += self._slow_part(lam, j, tau)
 
     def _segment_direct(self, lam, j, tau, dest) -> None:
         e = _exp_clipped(lam[:, :, None] * tau[None, None, :], floor=-700.0)  # (S, n, T)

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ketaplan.errors import InputError, Verbatim
+from ketaplan.finite import all_finite
 from ketaplan.limits import DOSE_EVENTS_PER_INDIVIDUAL, RECORDS_PER_INDIVIDUAL
 
 STANDARD_ITEMS = ("ID", "TIME", "AMT", "RATE", "DUR", "EVID", "CMT", "II", "ADDL", "SS", "MDV", "DV")
@@ -201,8 +202,11 @@ def numeric_column(data: pd.DataFrame, column: str, item: str | None = None) -> 
     raw = data[column]
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         values = raw.to_numpy(dtype=float)
-        if np.isinf(values.min(initial=0.0)) or np.isinf(values.max(initial=0.0)):
-            i = int(np.flatnonzero(np.isinf(values))[0])
+        if raw.dtype.kind in "iu" or all_finite(values):  # whole numbers are always finite
+            return values
+        infinite = np.isinf(values)
+        if infinite.any():
+            i = int(np.argmax(infinite))
             raise InputError(f"row {i + 1}, column {item or column}", float(values[i]), "a finite number is required")
         return values
     text = raw.astype(str).str.strip()
@@ -247,7 +251,7 @@ def check_records(data: pd.DataFrame) -> DatasetRecords:
     check_individual_lengths(first_rows, n, data[cols["ID"]])
 
     time = values["TIME"]
-    if not (np.isfinite(time.max()) and np.isfinite(time.min())):
+    if not all_finite(time):
         _require_finite(time, "TIME")
     active = _active_rows(values, n)
     item = {name: _filled(values, name, active) for name in ("AMT", "RATE", "DUR", "II", "ADDL", "SS")}

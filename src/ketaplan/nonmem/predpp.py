@@ -34,6 +34,7 @@ import pandas as pd
 
 from ketaplan.engine.system import LinearStructure, Transfer
 from ketaplan.errors import InputError
+from ketaplan.finite import all_finite
 from ketaplan.nonmem.control_stream import is_control_stream, read_control_stream
 from ketaplan.nonmem.dataset import numeric_column
 from ketaplan.nonmem.expressions import Expression, column_symbol, compile_expressions, parse_expression
@@ -346,8 +347,8 @@ def row_parameters(model: PredppModel, data: pd.DataFrame) -> dict[str, np.ndarr
     sources = {**model.parameters, "SCALE": model.scale}
     out = {name: _resolved(src, data, "scale" if name == "SCALE" else name, model) for name, src in sources.items()}
     for name, arr in out.items():
-        low, high = arr.min(), arr.max()
-        if not (np.isfinite(low) and np.isfinite(high)):
+        low = arr.min()  # NaN if a cell is missing; a column itself holds no infinity (numeric_column)
+        if not (np.isfinite(low) and (_single_column(sources[name]) or all_finite(arr))):
             bad = np.flatnonzero(~np.isfinite(arr))
             label = "scale" if name == "SCALE" else name
             raise InputError(f"row {bad[0] + 1}, {_where(sources[name])}", "missing",

@@ -56,10 +56,12 @@ def simulate_records(records: DatasetRecords, pm: PredppModel, params: dict[str,
     schedule = batch_schedule(records, pm, mods)
     first = records.starts[:-1]
     changes = np.zeros(records.n_rows, dtype=bool)
+    step = np.empty(max(records.n_rows - 1, 0), dtype=bool)
     for name in pm.parameters:
         p = params[name]
         if p.ndim:
-            changes[1:] |= p[1:] != p[:-1]
+            np.not_equal(p[1:], p[:-1], out=step)
+            np.logical_or(changes[1:], step, out=changes[1:])
     changes[first] = False  # a new individual may start with other values
     constant = ~np.logical_or.reduceat(changes, first)
     group = np.flatnonzero(constant)
