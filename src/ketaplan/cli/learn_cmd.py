@@ -86,12 +86,11 @@ def print_learning(head: str, r: dict, who: str) -> None:
     for row in r["typical"]:
         c = row.get("prior_data_conflict")
         if c and c["conflict"]:
+            outcome = ("so it is learned from the data alone (test-then-pool)" if c.get("released") else
+                       f"the {who} value {number(row['learned'])} is pulled towards the published one")
             console.print(f"prior-data conflict: {row['name']}: the {who}'s data alone put it at "
                           f"{number(c['data_alone'])}, {abs(c['z']):.1f} SD from the published "
-                          f"{number(row['published'])} (p < 0.01); the {who} value {number(row['learned'])} is "
-                          "pulled towards the published one and its interval may miss the truth. --prior-weight 0 "
-                          "learns from the data alone.",
-                          highlight=False)
+                          f"{number(row['published'])} (p < 0.01); {outcome}.", highlight=False)
     rows = [[row["name"], number(row["published"]), number(row["learned"]), interval(row.get("learned_90")),
              "-" if row.get("shrinkage_percent") is None else f"{row['shrinkage_percent']:.0f} %"]
             for row in r["variances"]]

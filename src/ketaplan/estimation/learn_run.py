@@ -1,6 +1,6 @@
 """One learning run on a cohort, as `clinic learn` and `estimate --model library:...` both do it: bind the
-cohort, tabulate the relief site, learn (with the Hill-coefficient step), check on held-out patients, and
-summarise."""
+cohort, tabulate the relief site, learn (with the Hill-coefficient step), set aside the priors the data
+conflict with, check on held-out patients, and summarise."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ketaplan.estimation.learn_summary import summarize
 from ketaplan.estimation.learn_validation import cross_validate
 from ketaplan.estimation.library_cohort import Cohort, bind, relief_table
 from ketaplan.estimation.library_estimation import Prior
+from ketaplan.estimation.prior_conflict import release_conflicts
 from ketaplan.models.spec import ModelSpec
 from ketaplan.regimen.events import Regimen
 from ketaplan.simulation.run import model_for
@@ -39,9 +40,10 @@ def learn_cohort(cohort: Cohort, prior: Prior, drug: str = "racemic", folds: int
     table = relief_table(bound)
     progress.stage("learning")
     result, prior, fixed = learn_stepwise(bound, prior, table, progress.iteration)
+    result, prior, released = release_conflicts(bound, prior, table, result, progress.iteration)
     timing = None
     if folds:
         progress.stage(f"checking on held-out patients ({folds} folds)")
         timing = cross_validate(bound, prior, result, table, folds=folds, seed=seed,
                                 on_fold=lambda k, f: progress.stage(f"held-out check {k} of {f}"))
-    return spec, summarize(result, prior, timing, {**fixed, **NOT_LEARNED}, len(cohort))
+    return spec, summarize(result, prior, timing, {**fixed, **NOT_LEARNED}, len(cohort), released)

@@ -12,60 +12,22 @@ from ketaplan.estimation.library_estimation import (
     from_estimation_scale,
     to_estimation_scale,
 )
+from ketaplan.estimation.prior_conflict import prior_data_conflict
 
 Z90 = 1.6448536269514722
 INFORMED = 0.7
 """A value counts as informed by the data when its interval is narrower than this share of the prior's."""
-CONFLICT_Z = 2.5758293035489004
-"""Prior-data conflict is flagged when the data-alone estimate lies further than this (p < 0.01, two-sided)
-from the published value, in SDs of their difference."""
-
-
-def prior_data_conflict(result: LearningResult, prior: Prior) -> dict[str, dict]:
-    """Per learned typical value: where the clinic's data alone would put it and how far that lies from the
-    published value (a prior-predictive check, Box 1980; Evans and Moshonov 2006).
-
-    Under the normal approximation the learned (posterior) precision is the prior's plus the data's, so the
-    data's own estimate and its covariance follow from the posterior and the prior without another fit:
-    P_data = P_post - P_prior, u_data = P_data^-1 (P_post u_post - P_prior u_prior). The conflict is
-    z = (u_data - u_prior) / sqrt(var_data + var_prior) on the estimation scale. Empty when the covariance
-    step failed, the prior has no weight, or the data add no precision in some direction (nothing to check).
-    """
-    if result.covariance is None or prior.weight <= 0 or result.vector is None:
-        return {}
-    k = len(prior.learnables)
-    post_cov = np.asarray(result.covariance)[:k, :k]
-    prior_var = np.array([(lv.prior_sd ** 2) / prior.weight for lv in prior.learnables])
-    u_post = np.asarray(result.vector)[:k]
-    u_prior = np.array([to_estimation_scale(result.published.typical[lv.name], lv.transform)
-                        for lv in prior.learnables])
-    try:
-        p_post = np.linalg.inv(post_cov)
-        p_data = p_post - np.diag(1.0 / prior_var)
-        if np.linalg.eigvalsh(p_data).min() <= 0:
-            return {}
-        data_cov = np.linalg.inv(p_data)
-    except np.linalg.LinAlgError:
-        return {}
-    u_data = data_cov @ (p_post @ u_post - u_prior / prior_var)
-    out = {}
-    for j, lv in enumerate(prior.learnables):
-        z = float((u_data[j] - u_prior[j]) / np.sqrt(data_cov[j, j] + prior_var[j]))
-        out[lv.name] = {"data_alone": from_estimation_scale(float(u_data[j]), lv.transform), "z": z,
-                        "conflict": bool(abs(z) > CONFLICT_Z)}
-    return out
-
-
 def _band(centre: float, sd: float, transform: str) -> list[float]:
     """The 90 % interval of a normal on the estimation scale, on the value's own scale."""
     return [from_estimation_scale(centre - Z90 * sd, transform), from_estimation_scale(centre + Z90 * sd, transform)]
 
 
 def summarize(result: LearningResult, prior: Prior, timing: TimingCheck | None, not_learned: dict[str, str],
-              n_patients: int) -> dict:
-    """The report of a learning run (JSON-ready)."""
+              n_patients: int, released: dict[str, dict] | None = None) -> dict:
+    """The report of a learning run (JSON-ready); ``released``: the priors set aside for conflicting with the
+    data, with the conflict that set them aside (:func:`~ketaplan.estimation.prior_conflict.release_conflicts`)."""
     se = np.sqrt(np.diag(result.covariance)) if result.covariance is not None else None
-    conflicts = prior_data_conflict(result, prior)
+    conflicts = {**prior_data_conflict(result, prior), **(released or {})}
     rows = []
     for j, lv in enumerate(prior.learnables):
         published = result.published.typical[lv.name]
