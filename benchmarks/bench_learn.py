@@ -65,9 +65,16 @@ def main(n: int = 300) -> None:
     total = time.perf_counter() - started
     print(f"clinic learn, {n} patients: {total:.1f} s (target <= {TARGET_S:.0f} s); yardstick {yardstick():.2f} s")
     for row in result["typical"]:
+        lo, hi = row.get("learned_90") or (float("nan"), float("nan"))
+        released = " (prior set aside: the data conflict with it)" if (row.get("prior_data_conflict") or {}).get(
+            "released") else ""
         print(f"  {row['name']:<18} published {row['published']:<8.3g} learned {row['learned']:<8.3g} "
-              f"90 % {row.get('learned_90')}")
-    print(f"  responders drawn {responders.mean():.3f}; timing check {result['timing']}")
+              f"90 % {lo:.3g}-{hi:.3g}{released}")
+    t = result["timing"]
+    print(f"  responders drawn {responders.mean():.3f}; held-out next-course timing over {t['learned']['gaps']} "
+          f"gaps: median error {t['learned']['median_abs_error_weeks']:.1f} weeks (published "
+          f"{t['published']['median_abs_error_weeks']:.1f}), inside the 90 % interval "
+          f"{100 * t['learned']['coverage_90']:.0f} % (published {100 * t['published']['coverage_90']:.1f} %)")
 
 
 if __name__ == "__main__":
