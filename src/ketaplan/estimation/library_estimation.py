@@ -175,7 +175,14 @@ class Objective:
         return np.full(len(values), float(self.bound.spec.parameters[self.p_name].value))
 
     def evaluate(self, us: list[np.ndarray], eta0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-        """-2 log L (K,) and per patient (K, N) for K parameter vectors (no prior), with the modes found."""
+        """-2 log L (K,) and per patient (K, N) for K parameter vectors (no prior), with the modes found.
+
+        A trial step far out (a variance near 0, an exponent that overflows) gives an infinite objective, not a
+        warning: the search then steps back."""
+        with np.errstate(all="ignore"):
+            return self._evaluate(us, eta0)
+
+    def _evaluate(self, us: list[np.ndarray], eta0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, dict]:
         values = [self.values(u) for u in us]
         omegas = np.stack([self.omega(u) for u in us])
         usable = _usable_omegas(omegas)  # a step to a variance of 0 or infinity is a step to an infinite objective
@@ -543,4 +550,5 @@ def to_estimation_scale(value: float, transform: str) -> float:
 
 def from_estimation_scale(u: float, transform: str) -> float:
     """The inverse of :func:`to_estimation_scale`."""
-    return float(np.exp(u)) if transform == "log" else float(1 / (1 + np.exp(-u)))
+    with np.errstate(over="ignore"):  # a value beyond double range is infinite (or 0), as it should read
+        return float(np.exp(u)) if transform == "log" else float(1 / (1 + np.exp(-u)))
