@@ -167,5 +167,5 @@ def test_a_level_in_mg_per_ml_is_refused_as_a_unit_slip(tmp_path, monkeypatch):
                       "CRPS", "--weight", "80", "--consent-version", "2026-11-01", "--db", path).exit_code == 0
     r = invoke_cli("clinic", "add-level", "KP-0009", "--at", "2026-01-06 09:00", "--value", "160 mg/mL", "--db", path)
     assert r.exit_code == 2
-    assert "--value: got '160 mg/mL'; that is 1.6e+08 ng/mL, far above any ketamine level" in r.stderr
+    assert "--value: got '160 mg/mL'; that is more than 100000 ng/mL, far above any ketamine level" in r.stderr
     assert "the unit is likely wrong" in r.stderr

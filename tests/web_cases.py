@@ -54,6 +54,8 @@ CASES = [
     (f"{P}/level", {"taken_at": PAST, "analyte": "ketamine", "blq": "yes"}, "needs the limit", "taken_at"),
     (f"{P}/level", {"taken_at": FUTURE, "analyte": "ketamine", "value": "150 ng/mL"}, "only plans", "value"),
     (f"{P}/level", {"taken_at": PAST, "analyte": "ketamine"}, "a level in ng/mL above 0", "taken_at"),
+    (f"{P}/level", {"taken_at": PAST, "analyte": "ketamine", "value": "160 mg/mL"}, "the unit is likely wrong",
+     "value"),
     (f"{P}/lab", {"taken_at": PAST, "test": "ALT", "value": "-1", "uln": "40"}, "a value >= 0", "uln"),
     (f"{P}/lab", {"taken_at": PAST, "test": "ALT", "value": "35", "uln": "0"}, "upper limit of normal", "value"),
     (f"{P}/lab", {"taken_at": FUTURE, "test": "ALT", "value": "35", "uln": "40"}, "only plans", "value"),

@@ -182,8 +182,9 @@ def parse_level(text: str, field: str = "level") -> float:
     """A measured drug level in ng/mL; a value no patient can have is refused with the likely reason, the unit."""
     value = parse(text, Kind.MASS_CONCENTRATION, field)
     if value >= MAX_LEVEL_NG_ML:
-        raise UnitError(field, text, f"that is {value:,.3g} ng/mL, far above any ketamine level (anaesthesia gives a "
-                        "few thousand ng/mL), so the unit is likely wrong; give the level in ng/mL, e.g. '160 ng/mL'")
+        raise UnitError(field, text, f"that is more than {MAX_LEVEL_NG_ML:.0f} ng/mL, far above any ketamine level "
+                        "(anaesthesia gives a few thousand ng/mL), so the unit is likely wrong; give the level in "
+                        "ng/mL, e.g. '160 ng/mL'")
     if value <= 0:
         raise UnitError(field, text, "a measured level is above 0 ng/mL (mark a level below the limit of "
                         "quantification as BLQ with its limit)")

@@ -15,7 +15,7 @@ from ketaplan.course.corrections import history
 from ketaplan.course.forecast import cached_forecast
 from ketaplan.course.schema import DrugLevel, Lab, Note, PainEntry, Patient, SideEffect
 from ketaplan.errors import InputError
-from ketaplan.regimen.units import Kind, parse
+from ketaplan.regimen.units import Kind, parse, parse_level
 from ketaplan.web.charts import course_chart
 from ketaplan.web.i18n import N_
 from ketaplan.web.views import Visit, db, form_endpoint, refused, render, staff_action, staff_page, translator, visit
@@ -174,7 +174,7 @@ def _infusion(s, actor, p, form):
 
 def _level(s, actor, p, form):
     blq = form.get("blq") == "yes"
-    value = parse(form["value"], Kind.MASS_CONCENTRATION, "level") if form.get("value") else None
+    value = parse_level(form["value"], "level") if form.get("value") else None
     lloq = parse(form["lloq"], Kind.MASS_CONCENTRATION, "LLOQ") if form.get("lloq") else None
     return store.add_level(s, actor, p, when(form, "taken_at", "time"), form.get("analyte", "ketamine"), value, blq,
                            lloq)
