@@ -7,7 +7,7 @@ import pytest
 from ketaplan.errors import InputError
 from ketaplan.planning.plan import simulate
 from ketaplan.planning.pump import pump_plan
-from ketaplan.planning.pump_levels import pump_levels
+from ketaplan.planning.pump_levels import pump_horizon, pump_levels
 from ketaplan.regimen.text import parse_regimen
 
 
@@ -45,6 +45,9 @@ def test_rounding_to_the_pump_increment_and_the_level_it_gives():
     ("20 mg/h IV for 5 d every 11 weeks x 2", 80.0),
     ("0.35 mg/kg/h IV for 4 h daily x 3 days", 83.0),
     ("0.3 mg/kg IV bolus over 1 min; 20 mg/h IV for 1 d; 20 mg/h IV for 1 d at 3 d", 70.0),
+    ("20 mg/h IV for 1 d; 100 mg ketamine HCl PO q8h for 3 d at 24 h", 80.0),  # oral doses after the pump
+    ("20 mg/h IV for 1 d; 0.3 mg/kg IV bolus over 1 min at 3 d", 80.0),
+    ("S-ketamine 0.2 mg/kg/h IV for 100 h", 70.0),
 ])
 def test_pump_levels_are_the_levels_simulate_reports(text, weight):
     """The pump's pandas-free path (parent only) against the full simulation: same grid, same formulas, so the
@@ -52,7 +55,8 @@ def test_pump_levels_are_the_levels_simulate_reports(text, weight):
     reg = parse_regimen(text)
     plan = pump_plan(reg, weight, 10.0, "syringe", 50, 0.1)
     levels, findings = pump_levels(reg, plan, weight, None, force=False)
-    horizon = plan.segments[-1].end_h + 24.0
+    horizon = pump_horizon(reg, plan, weight)
+    assert horizon >= max(e.time + e.infusion_hours for e in reg.resolve(weight).events) + 24.0
     planned = simulate(reg, weight=weight, until=horizon, spread=False)
     delivered = simulate(plan.delivered_regimen(reg, weight), weight=weight, until=horizon, spread=False, force=True)
     for key, frame, column in (("planned_css", planned, "css_avg_ng_ml"), ("delivered_css", delivered, "css_avg_ng_ml"),

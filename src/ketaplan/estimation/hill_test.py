@@ -30,16 +30,23 @@ CRITICAL = 3.841458820694124
 """chi-square with 1 degree of freedom at p = 0.05."""
 
 
-def learn_stepwise(bound: BoundCohort, prior: Prior, table: ReliefTable,
-                   on_iteration: Callable[[int, float], None] | None = None
-                   ) -> tuple[LearningResult, Prior, dict[str, str]]:
-    """The learned values, the prior actually used (without the coefficients left fixed) and, per value left
-    fixed, why."""
+def without_tested(prior: Prior) -> Prior:
+    """``prior`` with the Hill coefficient held at its published value (the first fit of the step)."""
+    return replace(prior, learnables=tuple(lv for lv in prior.learnables if lv.name not in TESTED))
+
+
+def hill_step(bound: BoundCohort, prior: Prior, table: ReliefTable, base: LearningResult,
+              on_iteration: Callable[[int, float], None] | None = None
+              ) -> tuple[LearningResult, Prior, dict[str, str]]:
+    """Given ``base`` (learned under :func:`without_tested` of ``prior``), the learned values, the prior
+    actually used (without the coefficients left fixed) and, per value left fixed, why.
+
+    The gain is the data's objective at the two penalised optima, so it is a likelihood ratio only
+    approximately (exactly at prior weight 0): the free fit trades some data fit for a smaller penalty, which
+    makes the step a little conservative."""
     tested = [lv.name for lv in prior.learnables if lv.name in TESTED]
     if not tested:
-        return learn(bound, prior, on_iteration, table=table), prior, {}
-    reduced = replace(prior, learnables=tuple(lv for lv in prior.learnables if lv.name not in TESTED))
-    base = learn(bound, reduced, on_iteration, table=table)
+        return base, prior, {}
     full_fn = Objective(bound, prior, table)
     start = full_fn.initial()
     full_names = [lv.name for lv in prior.learnables] + [f"omega {v}" for v in prior.variances]
@@ -51,7 +58,7 @@ def learn_stepwise(bound: BoundCohort, prior: Prior, table: ReliefTable,
         return learn(bound, prior, start=free.vector, table=table, max_iterations=2), prior, {}
     why = (f"fixed at {_published(bound, tested[0]):g}, as published: freeing it lowered the data's objective by "
            f"{max(gain, 0.0):.2f}, less than 3.84 (the 5 % level for one value), so the data do not inform it")
-    return base, reduced, {name: why for name in tested}
+    return base, without_tested(prior), {name: why for name in tested}
 
 
 def _published(bound: BoundCohort, name: str) -> float:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ketaplan.estimation.hill_test import learn_stepwise
+from ketaplan.estimation.hill_test import hill_step, without_tested
 from ketaplan.estimation.learn_summary import summarize
 from ketaplan.estimation.learn_validation import cross_validate
-from ketaplan.estimation.library_cohort import Cohort, bind, relief_table
-from ketaplan.estimation.library_estimation import Prior
-from ketaplan.estimation.prior_conflict import release_conflicts
+from ketaplan.estimation.library_cohort import BoundCohort, Cohort, ReliefTable, bind, relief_table
+from ketaplan.estimation.library_estimation import LearningResult, Prior, learn
+from ketaplan.estimation.prior_conflict import check_conflicts, release
 from ketaplan.models.spec import ModelSpec
 from ketaplan.regimen.events import Regimen
 from ketaplan.simulation.run import model_for
@@ -39,11 +39,29 @@ def learn_cohort(cohort: Cohort, prior: Prior, drug: str = "racemic", folds: int
     bound = bind(spec, cohort, prior.variances)
     table = relief_table(bound)
     progress.stage("learning")
-    result, prior, fixed = learn_stepwise(bound, prior, table, progress.iteration)
-    result, prior, released = release_conflicts(bound, prior, table, result, progress.iteration)
+    result, prior, fixed, conflicts = learn_relief(bound, prior, table, progress)
     timing = None
     if folds:
         progress.stage(f"checking on held-out patients ({folds} folds)")
         timing = cross_validate(bound, prior, result, table, folds=folds, seed=seed,
                                 on_fold=lambda k, f: progress.stage(f"held-out check {k} of {f}"))
-    return spec, summarize(result, prior, timing, {**fixed, **NOT_LEARNED}, len(cohort), released)
+    return spec, summarize(result, prior, timing, {**fixed, **NOT_LEARNED}, len(cohort), conflicts)
+
+
+def learn_relief(bound: BoundCohort, prior: Prior, table: ReliefTable, progress: LearnProgress | None = None
+                 ) -> tuple[LearningResult, Prior, dict[str, str], dict[str, dict]]:
+    """Learn with the Hill coefficient held at 1; set aside the priors the data conflict with (test-then-pool,
+    :mod:`~ketaplan.estimation.prior_conflict`) and learn again; then the Hill step under the priors kept.
+    Returns the result, the prior used, the values left fixed (why) and the conflict check per value."""
+    progress = progress or LearnProgress()
+    reduced = without_tested(prior)
+    base = learn(bound, reduced, progress.iteration, table=table)
+    conflicts = check_conflicts(bound, reduced, table, base, progress.iteration)
+    released = {name for name, c in conflicts.items() if c["conflict"]}
+    if released:
+        progress.stage(f"learning again without the priors the data conflict with ({', '.join(sorted(released))})")
+        reduced, prior = release(reduced, released), release(prior, released)
+        base = learn(bound, reduced, progress.iteration, start=base.vector, table=table)
+        conflicts = {name: {**c, "released": name in released} for name, c in conflicts.items()}
+    result, used, fixed = hill_step(bound, prior, table, base, progress.iteration)
+    return result, used, fixed, conflicts

@@ -12,22 +12,23 @@ from ketaplan.estimation.library_estimation import (
     from_estimation_scale,
     to_estimation_scale,
 )
-from ketaplan.estimation.prior_conflict import prior_data_conflict
 
 Z90 = 1.6448536269514722
 INFORMED = 0.7
 """A value counts as informed by the data when its interval is narrower than this share of the prior's."""
+
+
 def _band(centre: float, sd: float, transform: str) -> list[float]:
     """The 90 % interval of a normal on the estimation scale, on the value's own scale."""
     return [from_estimation_scale(centre - Z90 * sd, transform), from_estimation_scale(centre + Z90 * sd, transform)]
 
 
 def summarize(result: LearningResult, prior: Prior, timing: TimingCheck | None, not_learned: dict[str, str],
-              n_patients: int, released: dict[str, dict] | None = None) -> dict:
-    """The report of a learning run (JSON-ready); ``released``: the priors set aside for conflicting with the
-    data, with the conflict that set them aside (:func:`~ketaplan.estimation.prior_conflict.release_conflicts`)."""
+              n_patients: int, conflicts: dict[str, dict] | None = None) -> dict:
+    """The report of a learning run (JSON-ready); ``conflicts``: the prior-data conflict check per value
+    (:func:`~ketaplan.estimation.prior_conflict.check_conflicts`; ``released`` where the prior was set aside)."""
     se = np.sqrt(np.diag(result.covariance)) if result.covariance is not None else None
-    conflicts = {**prior_data_conflict(result, prior), **(released or {})}
+    conflicts = conflicts or {}
     rows = []
     for j, lv in enumerate(prior.learnables):
         published = result.published.typical[lv.name]

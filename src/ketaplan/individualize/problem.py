@@ -178,8 +178,11 @@ def relief_of(layer: LongLastingRelief, params: dict[str, np.ndarray], ce: np.nd
 
 def spec_problem(spec: ModelSpec, regimen: Regimen, covariates: Covariates, observations: Observations,
                  responder: bool = True, label: str = "patient", row_label: str = "row") -> tuple[Problem, SpecModel]:
-    """The estimation problem of one patient with a library model (random effects from its variability)."""
-    names, omega = random_effects(spec, regimen, covariates)
+    """The estimation problem of one patient with a library model: random effects from its variability and,
+    for a learned model, the uncertainty of its typical values (:func:`population_effects`), so that a patient's
+    own levels narrow what they inform and leave the rest (the relief values, until scores come) as uncertain
+    as for a new patient."""
+    names, omega = population_effects(spec, regimen, covariates)
     model = SpecModel(spec, regimen, covariates, names, responder)
     doses = [a.start for a in administrations(regimen.resolve(float(covariates.weight[0])))]
     check_observations(observations, min(doses) if doses else None, model.outputs(), row_label)
@@ -252,7 +255,10 @@ def population_effects(spec: ModelSpec, regimen: Regimen, covariates: Covariates
     if u is None:
         return names, omega
     typical = parameter_values(spec, covariates)
-    used = [j for j, (p, t) in enumerate(zip(u.parameters, u.transforms, strict=True)) if t == "log" and p in typical]
+    layer = relief_layer(spec)
+    unused = {layer.score_sd} if layer is not None else set()  # the score SD enters no curve
+    used = [j for j, (p, t) in enumerate(zip(u.parameters, u.transforms, strict=True))
+            if t == "log" and p in typical and p not in unused]
     extra = [u.parameters[j] for j in used if u.parameters[j] not in names]
     names = (*names, *extra)
     total = np.zeros((len(names), len(names)))

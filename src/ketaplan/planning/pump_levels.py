@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ketaplan.finite import require_finite
 from ketaplan.models.thresholds import thresholds_for
 from ketaplan.planning.pump import PumpPlan
-from ketaplan.regimen.courses import Course
+from ketaplan.regimen.courses import Course, administrations, group_courses
 from ketaplan.regimen.events import Regimen
 from ketaplan.regimen.safety import Finding, check_courses, check_levels, check_regimen
 from ketaplan.simulation.course_levels import course_windows, steady_state_level, time_above
@@ -50,13 +50,20 @@ def course_levels(regimen: Regimen, patient: Patient, model: str | None,
     return rows, parent, prepared.courses
 
 
+def pump_horizon(regimen: Regimen, plan: PumpPlan, weight: float) -> float:
+    """Hours simulated for the levels: a day past the last dose of any route (oral or intranasal doses may
+    follow the last infusion within a course)."""
+    last_dose = group_courses(administrations(regimen.resolve(weight)))[-1].end
+    return max(plan.segments[-1].end_h if plan.segments else 0.0, last_dose) + 24.0
+
+
 def pump_levels(regimen: Regimen, plan: PumpPlan, weight: float | None, model: str | None,
                 force: bool) -> tuple[dict, list[Finding]]:
     """Course-1 steady-state level and peak as prescribed and as delivered with the rounded rates, and the
     dose and level checks of the prescription (refused doses raise unless ``force``)."""
     patient = Patient(weight if weight is not None else ASSUMED_WEIGHT_KG)
     findings = check_regimen(regimen, patient.weight, force)
-    horizon = plan.segments[-1].end_h + 24.0 if plan.segments else 48.0
+    horizon = pump_horizon(regimen, plan, patient.weight)
     planned, parent, courses = course_levels(regimen, patient, model, horizon)
     delivered, _, _ = course_levels(plan.delivered_regimen(regimen, weight), patient, model, horizon)
     routes = [{a.route for a in c.administrations} for c in courses]

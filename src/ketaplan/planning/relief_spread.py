@@ -11,9 +11,10 @@ Where the model says how sure its typical values are (a learned model's covarian
 :class:`~ketaplan.models.spec.TypicalUncertainty`), each drawn patient also gets their own draw of the
 typical values: on the log scale a typical value's error adds to the patient's random effect, so the interval
 covers both the spread between patients and the uncertainty of the population values; the probability of
-response then gets its own 90 % interval. The published models give no joint uncertainty, so their intervals
-are between-patient variability only. Uncertainty of the variances themselves is not drawn, and a fitted
-patient's posterior (``estimate``) is conditional on the population values."""
+response then gets its own 90 % interval. A fitted patient's posterior (``estimate``) was found with the same
+population prior (:func:`~ketaplan.individualize.problem.spec_problem`), so it includes that uncertainty where
+their data do not inform it. The published models give no joint uncertainty, so their intervals are
+between-patient variability only. Uncertainty of the variances themselves is not drawn."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def relief_spread(spec: ModelSpec, regimen: Regimen, patient: Patient, threshold
     if layer is None:
         return None
     p_response, p_response_90 = response_probability(spec, layer.p_response)
-    uncertain = (estimate is None or model is None) and spec.uncertainty is not None
+    uncertain = spec.uncertainty is not None
     if estimate is None or model is None:  # the population: random effects (and typical-value errors) drawn
         model = prior_model(spec, regimen, patient)
         omega = prior_problem(model).omega
