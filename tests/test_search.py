@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import invoke_cli
 from ketaplan.errors import InputError
 from ketaplan.planning.regimen_search import dose_warning_codes, search_regimens, typical_weight
 from ketaplan.population.api import search, simulate_population
@@ -111,3 +112,29 @@ def test_bad_search_input_is_one_sentence(kwargs, message):
     args = {**GRID, "n": 100, **kwargs}
     with pytest.raises(InputError, match=message):
         search(**args)
+
+
+def test_a_very_large_search_says_how_long_it_would_take_and_needs_yes(tmp_path):
+    """Two million patients x the one-year grid x two duration-interval pairs is above the 2e9 patient-time
+    points that start only with --yes: the command times a pilot chunk, names the work and the estimate in one
+    sentence, and writes nothing."""
+    out = tmp_path / "table.csv"
+    r = invoke_cli("search", "--rates", "10,20 mg/h", "--durations", "5 d",
+                   "--intervals", "8,11 weeks", "--n", "2000000", "--out", str(out))
+    assert r.exit_code == 2, r.output + r.stderr
+    message = " ".join(r.stderr.split())
+    assert "2,000,000 virtual patients x" in message and "x 2 duration-interval pairs" in message, message
+    assert "here)" in message and "about" in message and "--yes" in message, message
+    assert not out.exists()
+
+
+def test_the_pilot_estimate_of_a_search_is_a_positive_time():
+    from ketaplan.population.model_run import make_spec
+    from ketaplan.population.search import estimate_search_seconds
+    from ketaplan.simulation.run import model_for
+
+    space = SearchSpace((10.0, 20.0), (120.0,), (8 * 168.0, 11 * 168.0), 4, False, "racemic")
+    spec = model_for(space.regimen(10.0, 120.0, 8 * 168.0))
+    pspecs = [make_spec(space.regimen(1.0, 120.0, interval), spec, 1000) for interval in space.intervals_h]
+    seconds = estimate_search_seconds(pspecs, space.rates, 1000)
+    assert 0 < seconds < 600

@@ -74,7 +74,7 @@ VIRTUAL_PATIENTS = Limit(
 PATIENT_POINTS_WITHOUT_YES = Limit(
     2e9, "patient-time points", "without --yes",
     "about two million patients on the one-year grid of four 5-day courses (969 points): a few minutes here; "
-    "above it `population` asks for --yes after printing its estimate of the time")
+    "above it `population` and `search` ask for --yes after printing their estimate of the time")
 CHUNKS = Limit(
     100_000, "chunks", "per population run (--n divided by --chunk)",
     "each chunk is one task with its own fixed cost (and one Dask future on a cluster)")

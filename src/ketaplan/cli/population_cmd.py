@@ -120,14 +120,21 @@ def population_command(
 
 def confirm_size(pspec, workers: int | None, yes: bool) -> None:
     """Say how long a large run will take here (timed on a pilot chunk) and refuse a very large one without --yes."""
-    from ketaplan.limits import PATIENT_POINTS_WITHOUT_YES
     from ketaplan.population.run import estimate_seconds
-    from ketaplan.population.work import ESTIMATE_ABOVE, Work, duration_text, needs_confirmation
+    from ketaplan.population.work import Work
 
-    work = Work(pspec.n, len(pspec.times))
+    confirm_work(Work(pspec.n, len(pspec.times)), lambda: estimate_seconds(pspec, workers), yes)
+
+
+def confirm_work(work, estimate_seconds, yes: bool) -> None:
+    """Print the estimated time of large ``work`` (``estimate_seconds()`` times a pilot) and refuse a very large
+    one without --yes, before anything else is simulated."""
+    from ketaplan.limits import PATIENT_POINTS_WITHOUT_YES
+    from ketaplan.population.work import ESTIMATE_ABOVE, duration_text, needs_confirmation
+
     if work.points <= ESTIMATE_ABOVE:
         return
-    estimate = duration_text(estimate_seconds(pspec, workers))
+    estimate = duration_text(estimate_seconds())
     if needs_confirmation(work) and not yes:
         raise InputError("--n", Verbatim(f"{work.text()} ({estimate} here)"),
                          f"runs above {PATIENT_POINTS_WITHOUT_YES.value:,.0f} patient-time points start only with "
@@ -184,6 +191,7 @@ def search_command(
     report: Path = typer.Option(None, help="Self-contained HTML report."),
     allow_warnings: bool = typer.Option(False, help="Let candidates with dose warnings (e.g. liver window) be chosen."),
     as_json: bool = typer.Option(False, "--json", help="Print the table and the chosen regimen as JSON."),
+    yes: bool = typer.Option(False, "--yes", help="Run a large search (its estimated time is printed first)."),
 ) -> None:
     """Find the IV rate, duration and interval with the best target attainment under a psychotomimetic cap."""
     from ketaplan.planning.regimen_search import search_regimens, typical_weight
@@ -199,7 +207,8 @@ def search_command(
                                  psychotomimetic_cap=psychotomimetic_cap, maintained_fraction=maintained,
                                  relief_threshold=relief_threshold, window_fraction=window_fraction, n=n, seed=seed,
                                  allow_warnings=allow_warnings,
-                                 on_step=lambda done, total: step(f"duration x interval {done}/{total}"))
+                                 on_step=lambda done, total: step(f"duration x interval {done}/{total}"),
+                                 before_run=lambda work, estimate: confirm_work(work, estimate, yes))
     findings = check_plan(load_regimen(result.chosen_text), weight, force=True) if result.chosen is not None else []
     if out is not None:
         write_table(result.table, out)

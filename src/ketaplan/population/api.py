@@ -93,12 +93,14 @@ def search(
     allow_warnings: bool = False,
     screen: Callable[[Regimen], list[str]] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    before_run: Callable | None = None,
 ) -> SearchResult:
     """Search IV infusion regimens: e.g. ``search("10,15,20,25 mg/h", "3,5,7 d", "4,8,11 weeks")``.
 
     Rates are all absolute (mg/h) or all per kg (mg/kg/h); every candidate is evaluated on the same
     ``n`` virtual patients. ``screen(regimen)`` returns a candidate's dose warnings (the command line
-    passes the planning layer's checks). See :mod:`ketaplan.population.search` for the criteria.
+    passes the planning layer's checks); ``before_run(work, estimate)`` sees the sized work before anything is
+    simulated. See :mod:`ketaplan.population.search` for the criteria.
     """
     doses = [parse_dose(x, Kind.RATE, "--rates") for x in split_values(rates, "--rates")]
     if len({d.per_kg for d in doses}) > 1:
@@ -112,4 +114,5 @@ def search(
     criteria = SearchCriteria(psychotomimetic_cap, maintained_fraction, relief_threshold, window_fraction,
                               allow_warnings)
     spec = model_for(space.regimen(space.rates[0], space.durations_h[0], space.intervals_h[0]), model)
-    return search_regimens(space, criteria, spec, n=n, seed=seed, on_step=on_step, screen=screen)
+    return search_regimens(space, criteria, spec, n=n, seed=seed, on_step=on_step, screen=screen,
+                           before_run=before_run)

@@ -14,6 +14,7 @@ attainment wins; ties go to the longer interval (fewer admissions), then the low
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -24,7 +25,7 @@ import pandas as pd
 from ketaplan.errors import InputError
 from ketaplan.models.spec import ModelSpec
 from ketaplan.population.metrics import Columns, subject_metrics
-from ketaplan.population.model_run import make_spec, simulate_slice
+from ketaplan.population.model_run import PopulationSpec, make_spec, simulate_slice
 from ketaplan.population.run import chunk_ranges
 from ketaplan.population.work import Work, check_candidates, check_patients, check_points
 from ketaplan.regimen.events import Regimen
@@ -117,11 +118,14 @@ class SearchResult:
 
 def search_regimens(space: SearchSpace, criteria: SearchCriteria, spec: ModelSpec, n: int = 2000, seed: int = 1,
                     chunk: int = 2000, on_step: Callable[[int, int], None] | None = None,
-                    screen: Callable[[Regimen], list[str]] | None = None) -> SearchResult:
+                    screen: Callable[[Regimen], list[str]] | None = None,
+                    before_run: Callable[[Work, Callable[[], float]], None] | None = None) -> SearchResult:
     """Evaluate every candidate on the same ``n`` virtual patients and choose the best feasible one.
 
     ``screen`` (given by the planning layer) returns the dose warnings of a candidate regimen; unless
-    ``criteria.allow_warnings`` a candidate with warnings is not feasible.
+    ``criteria.allow_warnings`` a candidate with warnings is not feasible. ``before_run(work, estimate)`` is
+    called once the work is sized and before any candidate is simulated; ``estimate()`` times a pilot chunk
+    and returns the seconds the whole search should take here (the command line prints it and may refuse).
     """
     if n < 10:
         raise InputError("--n", n, "at least 10 virtual patients per candidate")
@@ -130,7 +134,10 @@ def search_regimens(space: SearchSpace, criteria: SearchCriteria, spec: ModelSpe
     pspecs = [make_spec(space.regimen(1.0, duration, interval), spec, n, seed,
                         relief_threshold=criteria.relief_threshold, window_fraction=criteria.window_fraction)
               for duration, interval in pairs]
-    check_points("search", Work(n, max(len(p.times) for p in pspecs), len(pairs)))
+    work = Work(n, max(len(p.times) for p in pspecs), len(pairs))
+    check_points("search", work)
+    if before_run is not None:
+        before_run(work, lambda: estimate_search_seconds(pspecs, space.rates, n))
     rows = []
     for step, ((duration, interval), pspec) in enumerate(zip(pairs, pspecs, strict=True), start=1):
         sums = {rate: _Tally() for rate in space.rates}
@@ -205,3 +212,19 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+PILOT_POINTS = 200_000
+"""Grid values (patients x times) of the pilot chunk that times a search (well under a second)."""
+
+
+def estimate_search_seconds(pspecs: Sequence[PopulationSpec], rates: Sequence[float], n: int) -> float:
+    """Seconds a search should take here: a pilot chunk of the first duration-interval pair simulated and
+    summarised at every rate, as the search does it, scaled to ``n`` patients and every pair."""
+    pspec = pspecs[0]
+    size = max(1, min(n, PILOT_POINTS // max(len(pspec.times), 1)))
+    start = time.perf_counter()
+    sv = simulate_slice(pspec, 0, size)
+    for rate in rates:
+        subject_metrics(pspec, sv, scale=rate)
+    return (time.perf_counter() - start) / size * n * len(pspecs)
