@@ -145,10 +145,19 @@ def compiled(case):
 def test_exact_engine_agrees_with_a_50_digit_reference(case):
     k, schedule, t, n = compiled(case)
     exact = solve(k, schedule, t, np.eye(n))[0]
-    ref = reference(k[0], schedule, t)
-    # Each state is judged against its own peak, but not below 1e-5 of the largest amount anywhere:
-    # the modal solution mixes all compartments, so its absolute error is a few machine epsilons of
-    # the largest amount (2.2e-16 x condition), which is 1e-10 of a state holding 1e-5 of it.
+    assert scaled_error(exact, reference(k[0], schedule, t)) < 1e-10
+
+
+PEAK_FLOOR = 1e-3
+"""Each state is judged against its own peak, but not below this share of the largest amount anywhere: the
+modal solution mixes all compartments, so its absolute error is some hundreds of machine epsilons of the
+largest amount (2.2e-16 x the eigenvectors' condition, up to a few hundred for the systems drawn here), which
+is 1e-10 of a state holding 1e-3 of it. (A floor of 1e-5 allowed only 4.5 epsilons; CI drew an effect
+compartment holding 2.3e-4 of the largest amount with a condition of about 120: 1.1e-10.)"""
+
+
+def scaled_error(values: np.ndarray, ref: np.ndarray) -> float:
+    """Largest |values - ref| over each state's peak, the peak floored at PEAK_FLOOR of the largest amount."""
     peak = np.abs(ref).max(axis=0)
-    peak = np.maximum(peak, 1e-5 * peak.max())
-    assert np.max(np.abs(exact - ref) / peak) < 1e-10
+    peak = np.maximum(peak, PEAK_FLOOR * peak.max())
+    return float(np.max(np.abs(values - ref) / peak))

@@ -1,7 +1,7 @@
 """Superposition (a sum over the boundaries before each output) against the 50-digit reference and the
 boundary-by-boundary engine, on the random models and regimens of test_engine_high_precision.
 
-Tolerance: 1e-10 of each output's peak (floored at 1e-5 of the largest amount), as for the engine. Where K is
+Tolerance: 1e-10 of each output's peak (floored at 1e-3 of the largest amount), as for the engine. Where K is
 nearly defective (rates equal to within 1e-12) the eigenvectors are ill-conditioned: such subjects are handed
 back (the ``bad`` mask) and must then be solved by the engine, exactly as the engine itself does.
 """
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from ketaplan.engine.exact import solve
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, compile_schedule
 from ketaplan.engine.superposition import SuperpositionPlan
-from test_engine_high_precision import cases, compiled, reference
+from test_engine_high_precision import cases, compiled, reference, scaled_error
 
 
 @settings(max_examples=40, deadline=None)
@@ -26,10 +26,7 @@ def test_superposition_agrees_with_a_50_digit_reference(case):
     values, bad = plan.solve(k, np.eye(n))
     if bad[0]:
         return  # handed back: the engine's matrix-exponential path serves it (tested there)
-    ref = reference(k[0], schedule, t)
-    peak = np.abs(ref).max(axis=0)
-    peak = np.maximum(peak, 1e-5 * peak.max())
-    assert np.max(np.abs(values[0] - ref) / peak) < 1e-10
+    assert scaled_error(values[0], reference(k[0], schedule, t)) < 1e-10
 
 
 @settings(max_examples=40, deadline=None)
