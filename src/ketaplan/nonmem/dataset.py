@@ -246,7 +246,7 @@ def check_records(data: pd.DataFrame) -> DatasetRecords:
     values: dict[str, np.ndarray] = {}
     for item in STANDARD_ITEMS:
         if item in cols and item not in ("ID", "CMT"):
-            values[item] = numeric_column(data, cols[item], item)
+            values[item] = _item_values(data, cols[item], item)
     first_rows = _id_runs(data[cols["ID"]])
     check_individual_lengths(first_rows, n, data[cols["ID"]])
 
@@ -255,7 +255,7 @@ def check_records(data: pd.DataFrame) -> DatasetRecords:
         _require_finite(time, "TIME")
     active = _active_rows(values, n)
     item = {name: _filled(values, name, active) for name in ("AMT", "RATE", "DUR", "II", "ADDL", "SS")}
-    evid = values["EVID"][active] if "EVID" in values else np.where(item["AMT"] > 0, 1.0, 0.0)
+    evid = values["EVID"][active].astype(float) if "EVID" in values else np.where(item["AMT"] > 0, 1.0, 0.0)
     missing = np.isnan(evid)
     evid[missing] = np.where(item["AMT"][missing] > 0, 1.0, 0.0)
     cmt = _whole_cmt(data, cols.get("CMT"))
@@ -270,7 +270,7 @@ def check_records(data: pd.DataFrame) -> DatasetRecords:
         i = int(drops[0])
         raise InputError(f"row {i + 1}, column TIME", float(time[i]),
                          f"times must not decrease within an individual (previous row has {time[i - 1]:g})")
-    ids = data[cols["ID"]].take(first_rows).astype(str).str.strip().to_numpy()
+    ids = np.array([str(v).strip() for v in data[cols["ID"]].take(first_rows).tolist()], dtype=object)
     sparse = {"evid": evid.astype(np.int64), "amt": item["AMT"], "rate": item["RATE"], "dur": item["DUR"],
               "ii": item["II"], "addl": item["ADDL"].astype(np.int64), "ss": item["SS"].astype(np.int64)}
     return DatasetRecords(ids, np.append(first_rows, n), time, cmt, active, sparse)
@@ -313,12 +313,24 @@ def split_individuals(data: pd.DataFrame) -> list[Individual]:
     return [records.individual(i) for i in range(records.n_individuals)]
 
 
+def _item_values(data: pd.DataFrame, column: str, item: str) -> np.ndarray:
+    """A standard item's values; a column of whole numbers (EVID, ADDL, ...) as it is, without a float copy of
+    every row (only the few active rows are converted)."""
+    raw = data[column]
+    if item != "TIME" and raw.dtype.kind in "iu":
+        return raw.to_numpy()
+    return numeric_column(data, column, item)
+
+
 def _active_rows(values: dict[str, np.ndarray], n: int) -> np.ndarray:
     """Rows where any dose item or EVID is given and not 0 (a missing cell counts: it is checked there)."""
-    active = np.zeros(n, dtype=bool)
-    for name in ("AMT", "RATE", "DUR", "II", "ADDL", "SS", "EVID"):
-        if name in values:
-            active |= values[name] != 0
+    present = [values[name] for name in ("AMT", "RATE", "DUR", "II", "ADDL", "SS", "EVID") if name in values]
+    if not present:
+        return np.empty(0, dtype=np.int64)
+    active = np.not_equal(present[0], 0)
+    given = np.empty(n, dtype=bool)
+    for column in present[1:]:
+        np.logical_or(active, np.not_equal(column, 0, out=given), out=active)
     return np.flatnonzero(active)
 
 
@@ -326,7 +338,7 @@ def _filled(values: dict[str, np.ndarray], item: str, rows: np.ndarray) -> np.nd
     """An item at ``rows``, missing as 0 (and 0 where the dataset has no such column)."""
     if item not in values:
         return np.zeros(len(rows))
-    return np.nan_to_num(values[item][rows], nan=0.0)
+    return np.nan_to_num(values[item][rows].astype(float), nan=0.0)
 
 
 def _whole_cmt(data: pd.DataFrame, column: str | None) -> np.ndarray:
