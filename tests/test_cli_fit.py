@@ -88,3 +88,17 @@ def test_fit_bad_input_is_one_sentence(tmp_path, args, message):
     r = invoke(*full)
     assert r.exit_code == 2, r.output
     assert message in r.stderr and r.stderr.startswith("error: ")
+
+
+def test_a_refused_dose_in_a_fit_is_spoken_of_as_fitted_not_planned(tmp_path):
+    data = tmp_path / "diary.csv"
+    seed_case_csv(data)
+    frame = pd.read_csv(data, dtype=str)
+    dose = frame["EVID"] == "1"
+    frame.loc[dose, "RATE"], frame.loc[dose, "AMT"] = "2000", str(2000 * 120)  # mg typed for ug: 25 mg/kg/h
+    frame.to_csv(data, index=False)
+    refused = invoke("fit", str(data), "--model", "domino_racemic_3cmt_nk")
+    assert refused.exit_code == 2
+    assert "use --force to fit it anyway" in refused.output and "plan it" not in refused.output
+    forced = invoke("fit", str(data), "--model", "domino_racemic_3cmt_nk", "--force")
+    assert "fitted anyway with --force" in forced.output and "planned anyway" not in forced.output
