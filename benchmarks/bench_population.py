@@ -60,7 +60,7 @@ def timed(n: int, workers: int | None) -> tuple[float, int, object]:
     pspec = make_spec(regimen, model_for(regimen), n=n, seed=2026, horizon=365 * 24.0)
     with PeakMemory() as mem:
         t0 = time.perf_counter()
-        result = run_population(pspec, chunk=2000, workers=workers)
+        result = run_population(pspec, workers=workers)
         elapsed = time.perf_counter() - t0
     return elapsed, mem.peak, result
 

@@ -378,3 +378,12 @@ def test_time_in_the_window_is_counted_while_doses_run(spec):
     result = run_population(make_spec(short, spec, n=300, seed=2))
     assert (result.subjects["hours_in_window"] <= 4.0 + 1e-9).all()
     assert (result.subjects["hours_above_analgesia"] >= result.subjects["hours_in_window"] - 1e-9).all()
+
+
+def test_chunks_by_default_are_about_sixteen_per_worker_within_bounds():
+    from ketaplan.population.run import MAX_CHUNK, MIN_CHUNK, chunk_size
+
+    assert chunk_size(1_000_000, 2) == MAX_CHUNK == 20_000  # 31,250 per task capped
+    assert chunk_size(200_000, 2) == 6_250
+    assert chunk_size(20_000, None) == MIN_CHUNK == 2_000
+    assert chunk_size(1_000_000, 2, chunk=500) == 500  # a given --chunk is kept

@@ -53,7 +53,8 @@ def population_command(
     sample_at: str = typer.Option(None, help="Simulate observed levels (with residual error) at these times, e.g. "
                                              "'1,24,120 h'; they go to --out."),
     effect_site: bool = typer.Option(False, help="Also give the percentile band of the effect site (slower)."),
-    chunk: int = typer.Option(2000, help="Virtual patients per chunk (memory per worker; results do not change)."),
+    chunk: int | None = typer.Option(None, help="Virtual patients per chunk, one task each (default: about 16 "
+                                     "per worker, 2,000 to 20,000; results do not change)."),
     force: bool = typer.Option(False, help="Simulate doses that are refused as likely unit slips."),
     out: Path = typer.Option(None, help="Per-patient summary table (.parquet or .csv), one row per virtual patient."),
     bands: Path = typer.Option(None, help="Percentile bands over time (.csv or .parquet, long format)."),
@@ -65,6 +66,7 @@ def population_command(
     from ketaplan.planning.regimen_search import typical_weight
     from ketaplan.population.api import simulate_population
     from ketaplan.population.covariates import read_covariates
+    from ketaplan.population.run import chunk_size
     from ketaplan.population.search import split_values
     from ketaplan.regimen.safety import check_plan
     from ketaplan.regimen.text import load_regimen
@@ -84,7 +86,7 @@ def population_command(
     horizon = parse(until, Kind.DURATION, "--until") if until else None
     samples = [parse(x, Kind.DURATION, "--sample-at") for x in split_values(sample_at, "--sample-at")] \
         if sample_at else []
-    n_chunks = -(-n // max(chunk, 1))
+    n_chunks = -(-n // max(chunk_size(n, workers, chunk), 1))
     with progress(n_chunks, f"simulating {n:,} virtual patients") as step:
         result = simulate_population(reg, n, seed=seed, model=model, covariates=table, percentiles=qs,
                                      relief_threshold=relief_threshold, window_fraction=window_fraction, until=horizon,

@@ -11,7 +11,7 @@ from ketaplan.errors import InputError
 from ketaplan.models.spec import ModelSpec
 from ketaplan.population.covariates import read_covariates
 from ketaplan.population.model_run import PopulationSpec, make_spec
-from ketaplan.population.run import DEFAULT_CHUNK, DEFAULT_PERCENTILES, PopulationResult, run_population
+from ketaplan.population.run import DEFAULT_PERCENTILES, PopulationResult, chunk_size, run_population
 from ketaplan.population.search import SearchCriteria, SearchResult, SearchSpace, search_regimens, split_values
 from ketaplan.population.work import Work, check_patients, check_points
 from ketaplan.regimen.events import Regimen
@@ -36,7 +36,7 @@ def simulate_population(
     effect_site: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
     before_run: Callable[[PopulationSpec], None] | None = None,
 ) -> PopulationResult:
@@ -52,6 +52,7 @@ def simulate_population(
     is specified and sized, before any patient is simulated (the command line estimates the time there and
     may refuse a large run without --yes).
     """
+    chunk = chunk_size(n, workers, chunk)
     check_patients(n, workers, chunk)
     reg = load_regimen(regimen) if isinstance(regimen, str) else regimen
     spec = model_for(reg, model)

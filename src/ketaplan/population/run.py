@@ -23,7 +23,13 @@ from ketaplan.population.stream import Binning, Histograms, percentiles_from_cou
 from ketaplan.population.work import Work, check_patients, check_points
 
 DEFAULT_PERCENTILES = (5.0, 50.0, 95.0)
-DEFAULT_CHUNK = 2000
+MIN_CHUNK, MAX_CHUNK = 2_000, 20_000
+TASKS_PER_WORKER = 16
+"""Without ``chunk`` a run is cut into about this many chunks per worker, of MIN_CHUNK to MAX_CHUNK patients.
+Each chunk is a task with a fixed cost (scheduling, sending its result, folding it in the main process, which
+shares the cores with the workers): at 1,000,000 patients on 2 workers, chunks of 2,000 spent about a tenth of
+the run on it. Sixteen per worker still balance the load and move the progress bar; the memory a chunk needs
+is bounded by its blocks (BLOCK_VALUES), not by its size."""
 BLOCK_VALUES = 400_000
 """A chunk is simulated and reduced in blocks of about this many grid values (subjects x times; 3.2 MB per
 output): small enough that a block's time courses are mostly still in cache while its metrics are taken, large
@@ -62,6 +68,14 @@ class PopulationResult:
     percentiles: tuple[float, ...]
 
 
+def chunk_size(n: int, workers: int | None, chunk: int | None = None) -> int:
+    """``chunk`` if given, else about TASKS_PER_WORKER chunks per worker within MIN_CHUNK..MAX_CHUNK."""
+    if chunk is not None:
+        return chunk
+    per_task = -(-n // (max(workers or 1, 1) * TASKS_PER_WORKER))
+    return int(min(MAX_CHUNK, max(MIN_CHUNK, per_task)))
+
+
 def chunk_ranges(n: int, chunk: int, first: int = 0) -> list[tuple[int, int]]:
     """Consecutive (start, stop) ranges of at most ``chunk`` subjects from ``first`` up to ``n``."""
     return [(a, min(a + chunk, n)) for a in range(first, n, chunk)]
@@ -91,13 +105,15 @@ def estimate_seconds(pspec: PopulationSpec, workers: int | None = None) -> float
     return per_patient * pspec.n / max(workers or 1, 1)
 
 
-def run_population(pspec: PopulationSpec, chunk: int = DEFAULT_CHUNK, percentiles=DEFAULT_PERCENTILES,
+def run_population(pspec: PopulationSpec, chunk: int | None = None, percentiles=DEFAULT_PERCENTILES,
                    workers: int | None = None, scheduler: str | None = None,
                    on_chunk: Callable[[int, int], None] | None = None) -> PopulationResult:
     """Simulate the population locally (default), on a new LocalCluster (``workers``) or at ``scheduler``.
 
-    ``on_chunk(done, total)`` is called after each chunk (for progress bars).
+    ``chunk`` patients are simulated per task (default: :func:`chunk_size`). ``on_chunk(done, total)`` is called
+    after each chunk (for progress bars).
     """
+    chunk = chunk_size(pspec.n, workers, chunk)
     check_patients(pspec.n, workers, chunk)
     check_points("population", Work(pspec.n, len(pspec.times)))
     if pspec.seed < 0:
