@@ -83,12 +83,31 @@ def postgres_url_or_skip() -> str:
 
     url = os.environ.get(POSTGRES_ENV)
     if url:
-        return url
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        return _worker_database(url, worker) if worker else url
     reason = f"no PostgreSQL server for the store tests (set {POSTGRES_ENV}; .ci/run starts one)"
     if os.environ.get("KETAPLAN_REQUIRE_POSTGRES"):
         pytest.fail(reason)
     warnings.warn(f"SKIPPING PostgreSQL tests: {reason}", stacklevel=2)
     pytest.skip(f"SKIPPED LOUDLY: {reason}")
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """A database of its own for each pytest-xdist worker (``<name>_gw0``, ...), created on first use, so that
+    workers migrating and emptying their clinic databases never meet."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def fresh_engine(kind: str, tmp_path):
