@@ -221,7 +221,10 @@ def individual_ofv(data: EstimationData, points: list[Estimates], cond: Conditio
     logdet_omega = np.linalg.slogdet(omegas)[1][:, None]
     if method in ("foce-i", "laplace"):
         h_inner = information_hessian(data, points, cond) if method == "foce-i" else cond.hessian / 2
-        return cond.phi + logdet_omega + np.linalg.slogdet(h_inner)[1]
+        with np.errstate(invalid="ignore"):  # a trial step may leave NaN in a Hessian: that candidate is refused
+            sign, logdet = np.linalg.slogdet(h_inner)
+        value = cond.phi + logdet_omega + logdet
+        return np.where((sign > 0) & np.isfinite(value), value, np.inf)  # not positive definite: no mode there
     r = cond.r if method == "foce" else None
     g = cond.g
     eta = cond.eta
