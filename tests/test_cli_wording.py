@@ -138,3 +138,15 @@ def test_the_store_refuses_a_blq_level_with_a_value_too(clinic_engine):
             transaction(clinic_engine) as s:
         store.add_level(s, "dr.a", store.get_patient(s, "KP-1"), datetime(2026, 1, 8, 9), "ketamine", 160.0,
                         blq=True, lloq_ng_ml=5.0)
+
+
+@pytest.mark.parametrize(("command", "words"), [
+    (["estimate"], "pain scores (DVID 1, 2, 3) refit the relief model"),
+    (["clinic", "learn"], "until an admin accepts it"),
+])
+def test_help_paragraphs_flow_rather_than_break_where_the_source_does(command, words):
+    result = subprocess.run([sys.executable, "-m", "ketaplan.cli", *command, "--help"], capture_output=True, text=True,
+                            env={"COLUMNS": "80", "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)})
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert any(words in line for line in lines), result.stdout

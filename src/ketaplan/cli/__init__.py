@@ -5,6 +5,7 @@ Bad input is reported as one sentence on stderr with exit code 2, and nothing is
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 
@@ -26,22 +27,34 @@ from ketaplan.cli import (
 )
 from ketaplan.cli.common import NEGATIVE_NUMBER, guarded, join_quantity_arguments
 
+def _paragraphs(doc: str | None) -> str | None:
+    """A docstring as help text: each paragraph on one line (the help wraps it to the terminal), not at the
+    source's line breaks."""
+    if not doc:
+        return doc
+    return "\n\n".join(" ".join(part.split()) for part in inspect.cleandoc(doc).split("\n\n"))
+
+
+def _register(group: typer.Typer, name: str, func) -> None:
+    group.command(name, help=_paragraphs(func.__doc__))(func)
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ketaplan: plan, simulate and follow ketamine therapy for refractory neuropathic pain.")
-app.command("headline")(simulate_cmd.headline)
-app.command("simulate")(simulate_cmd.simulate_command)
-app.command("pump")(pump_cmd.pump_command)
-app.command("case-report")(case_cmd.case_report_command)
-app.command("compare")(compare_cmd.compare_command)
-app.command("simulate-dataset")(dataset_cmd.simulate_dataset_command)
-app.command("fit")(fit_cmd.fit_command)
-app.command("estimate")(estimate_cmd.estimate_command)
-app.command("serve")(serve_cmd.serve_command)
-app.command("population")(population_cmd.population_command)
-app.command("search")(population_cmd.search_command)
+_register(app, "headline", simulate_cmd.headline)
+_register(app, "simulate", simulate_cmd.simulate_command)
+_register(app, "pump", pump_cmd.pump_command)
+_register(app, "case-report", case_cmd.case_report_command)
+_register(app, "compare", compare_cmd.compare_command)
+_register(app, "simulate-dataset", dataset_cmd.simulate_dataset_command)
+_register(app, "fit", fit_cmd.fit_command)
+_register(app, "estimate", estimate_cmd.estimate_command)
+_register(app, "serve", serve_cmd.serve_command)
+_register(app, "population", population_cmd.population_command)
+_register(app, "search", population_cmd.search_command)
 app.add_typer(models_cmd.models_app, name="models")
 app.add_typer(clinic_cmd.clinic_app, name="clinic")
-clinic_cmd.clinic_app.command("learn")(guarded(learn_cmd.learn_command))
+_register(clinic_cmd.clinic_app, "learn", guarded(learn_cmd.learn_command))
 clinic_cmd.clinic_app.add_typer(learn_cmd.models_app, name="models")
 
 
