@@ -27,6 +27,7 @@ from ketaplan.cli import (
 )
 from ketaplan.cli.common import NEGATIVE_NUMBER, guarded, join_quantity_arguments
 
+
 def _paragraphs(doc: str | None) -> str | None:
     """A docstring as help text: each paragraph on one line (the help wraps it to the terminal), not at the
     source's line breaks."""
