@@ -481,6 +481,7 @@ def test_route_comparison_gives_the_numbers_of_ketaplan_compare(engine):
         assert row[3] == f"{100 * r['systemic_F']:.0f} %"
     oral = nl.get("/plan/routes", params=[("dose", "25 mg"), ("weight", "80"), ("route", "oral")]).text
     assert "NaN" not in oral and cells(oral, "routes-table")[0][3] == "-"  # no IV to compare with
+    assert "AUC (ng·uur/mL)" in page and "Tmax (uur)" in page and "ng·h/mL" not in page  # units in Dutch too
 
 
 def test_the_pump_sheet_gives_the_numbers_of_ketaplan_pump(engine):
