@@ -99,7 +99,7 @@ def _worker_database(url: str, worker: str) -> str:
     from sqlalchemy.engine import make_url
 
     base = make_url(url)
-    name = f"{base.database}_{worker}"
+    name = f"{base.database or 'ketaplan_test'}_{worker}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ketaplan.engine.ode import solve_ode
 from ketaplan.engine.schedule import DoseModifiers, DoseRecords, compile_schedule
@@ -142,3 +144,14 @@ def test_modelled_rate_missing_in_model():
     data = base_rows().assign(RATE=[-1.0, 0, 0])
     with pytest.raises(InputError, match="row 1: RATE: got -1; RATE=-1 needs a modelled rate R1"):
         simulate_dataset(data, {"advan": 1, "CL": 1, "V": 10})
+
+
+@settings(max_examples=200, deadline=None)
+@given(ids=st.one_of(st.lists(st.integers(-2**62, 2**62), min_size=1, max_size=20),
+                     st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=20),
+                     st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=20)))
+def test_individual_ids_read_as_pandas_writes_them(ids):
+    from ketaplan.nonmem.dataset import _id_texts
+
+    for column in (pd.Series(ids), pd.Series(ids, dtype=object)):
+        assert list(_id_texts(column)) == list(column.astype(str).str.strip().to_numpy())

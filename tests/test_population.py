@@ -387,3 +387,4 @@ def test_chunks_by_default_are_about_sixteen_per_worker_within_bounds():
     assert chunk_size(200_000, 2) == 6_250
     assert chunk_size(20_000, None) == MIN_CHUNK == 2_000
     assert chunk_size(1_000_000, 2, chunk=500) == 500  # a given --chunk is kept
+    assert chunk_size(1_000_000, None, scheduler="tcp://cluster:8786") == MIN_CHUNK  # its size is unknown here

@@ -86,7 +86,7 @@ def population_command(
     horizon = parse(until, Kind.DURATION, "--until") if until else None
     samples = [parse(x, Kind.DURATION, "--sample-at") for x in split_values(sample_at, "--sample-at")] \
         if sample_at else []
-    n_chunks = -(-n // max(chunk_size(n, workers, chunk), 1))
+    n_chunks = -(-n // max(chunk_size(n, workers, chunk, scheduler), 1))
     with progress(n_chunks, f"simulating {n:,} virtual patients") as step:
         result = simulate_population(reg, n, seed=seed, model=model, covariates=table, percentiles=qs,
                                      relief_threshold=relief_threshold, window_fraction=window_fraction, until=horizon,

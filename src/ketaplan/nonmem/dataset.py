@@ -270,7 +270,7 @@ def check_records(data: pd.DataFrame) -> DatasetRecords:
         i = int(drops[0])
         raise InputError(f"row {i + 1}, column TIME", float(time[i]),
                          f"times must not decrease within an individual (previous row has {time[i - 1]:g})")
-    ids = np.array([str(v).strip() for v in data[cols["ID"]].take(first_rows).tolist()], dtype=object)
+    ids = _id_texts(data[cols["ID"]].take(first_rows))
     sparse = {"evid": evid.astype(np.int64), "amt": item["AMT"], "rate": item["RATE"], "dur": item["DUR"],
               "ii": item["II"], "addl": item["ADDL"].astype(np.int64), "ss": item["SS"].astype(np.int64)}
     return DatasetRecords(ids, np.append(first_rows, n), time, cmt, active, sparse)
@@ -311,6 +311,14 @@ def split_individuals(data: pd.DataFrame) -> list[Individual]:
     """
     records = check_records(data)
     return [records.individual(i) for i in range(records.n_individuals)]
+
+
+def _id_texts(firsts: pd.Series) -> np.ndarray:
+    """Each individual's ID as text, as pandas writes it (``astype(str)``); 64-bit numbers, the usual case, by
+    Python's own str(), which gives the same text several times faster for a few hundred individuals."""
+    if firsts.dtype in (np.dtype(np.int64), np.dtype(np.float64)):
+        return np.array([str(v) for v in firsts.tolist()], dtype=object)
+    return firsts.astype(str).str.strip().to_numpy()
 
 
 def _item_values(data: pd.DataFrame, column: str, item: str) -> np.ndarray:

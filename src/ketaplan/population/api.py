@@ -52,7 +52,7 @@ def simulate_population(
     is specified and sized, before any patient is simulated (the command line estimates the time there and
     may refuse a large run without --yes).
     """
-    chunk = chunk_size(n, workers, chunk)
+    chunk = chunk_size(n, workers, chunk, scheduler)
     check_patients(n, workers, chunk)
     reg = load_regimen(regimen) if isinstance(regimen, str) else regimen
     spec = model_for(reg, model)

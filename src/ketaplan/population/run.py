@@ -68,10 +68,13 @@ class PopulationResult:
     percentiles: tuple[float, ...]
 
 
-def chunk_size(n: int, workers: int | None, chunk: int | None = None) -> int:
-    """``chunk`` if given, else about TASKS_PER_WORKER chunks per worker within MIN_CHUNK..MAX_CHUNK."""
+def chunk_size(n: int, workers: int | None, chunk: int | None = None, scheduler: str | None = None) -> int:
+    """``chunk`` if given, else about TASKS_PER_WORKER chunks per worker within MIN_CHUNK..MAX_CHUNK; on a
+    cluster at ``scheduler``, whose size is not known here, MIN_CHUNK (many tasks keep a large cluster busy)."""
     if chunk is not None:
         return chunk
+    if scheduler is not None:
+        return MIN_CHUNK
     per_task = -(-n // (max(workers or 1, 1) * TASKS_PER_WORKER))
     return int(min(MAX_CHUNK, max(MIN_CHUNK, per_task)))
 
@@ -113,7 +116,7 @@ def run_population(pspec: PopulationSpec, chunk: int | None = None, percentiles=
     ``chunk`` patients are simulated per task (default: :func:`chunk_size`). ``on_chunk(done, total)`` is called
     after each chunk (for progress bars).
     """
-    chunk = chunk_size(pspec.n, workers, chunk)
+    chunk = chunk_size(pspec.n, workers, chunk, scheduler)
     check_patients(pspec.n, workers, chunk)
     check_points("population", Work(pspec.n, len(pspec.times)))
     if pspec.seed < 0:
