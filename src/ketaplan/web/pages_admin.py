@@ -21,7 +21,7 @@ from ketaplan.web.views import (
     refused,
     render,
     staff_action,
-    staff_page,
+    staff_view,
     translator,
     visit,
 )
@@ -37,11 +37,10 @@ def _confirmed(form: dict, field: str = "confirm") -> None:
 
 @router.get("/admin/users")
 def users_page(request: Request, done: str = ""):
-    with db(request) as s:
-        v = staff_page(request, s, admin=True)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         return _users(request, s, v, done=done)
+
+    return staff_view(request, view, admin=True)
 
 
 def _users(request: Request, s, v: Visit, status: int = 200, **context):

@@ -11,7 +11,6 @@ from ketaplan.web import sessions
 from ketaplan.web.i18n import N_
 from ketaplan.web.views import (
     CSRF_MESSAGE,
-    Visit,
     checked,
     db,
     form_endpoint,
@@ -19,7 +18,7 @@ from ketaplan.web.views import (
     render,
     set_cookie,
     staff_action,
-    staff_page,
+    staff_view,
     translator,
     visit,
 )
@@ -78,11 +77,10 @@ router.add_api_route("/logout", form_endpoint(_logout), methods=["POST"])
 
 @router.get("/account")
 def account_page(request: Request, done: str = ""):
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         return render(request, "account.html", v, done=done)
+
+    return staff_view(request, view)
 
 
 def _password(request: Request, form: dict):

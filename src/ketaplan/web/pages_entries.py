@@ -10,7 +10,7 @@ from ketaplan.course.corrections import ENTRIES, cancel_course, correct_entry, h
 from ketaplan.errors import InputError
 from ketaplan.web.i18n import N_
 from ketaplan.web.pages_patients import ACTIONS, patient_view
-from ketaplan.web.views import Visit, db, form_endpoint, refused, render, staff_action, staff_page, translator, visit
+from ketaplan.web.views import Visit, db, form_endpoint, refused, render, staff_action, staff_view, translator, visit
 
 router = APIRouter()
 FORM_OF = {"weights": "weight", "infusions": "infusion", "levels": "level", "pain_diary": "diary",
@@ -58,14 +58,13 @@ def _entry_view(request: Request, s, v: Visit, code: str, entity: str, entry_id:
 
 @router.get("/patients/{code}/entries/{entity}/{entry_id:int}")
 def entry_page(request: Request, code: str, entity: str, entry_id: int):
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         try:
             return _entry_view(request, s, v, code, entity, entry_id)
         except InputError:
             return refused(request, v, N_("No patient has this code."), status=404)
+
+    return staff_view(request, view)
 
 
 def _revise(request: Request, form: dict, kind: str):

@@ -18,7 +18,7 @@ from ketaplan.errors import InputError
 from ketaplan.regimen.units import Kind, parse, parse_level
 from ketaplan.web.charts import course_chart
 from ketaplan.web.i18n import N_
-from ketaplan.web.views import Visit, db, form_endpoint, refused, render, staff_action, staff_page, translator, visit
+from ketaplan.web.views import db, form_endpoint, refused, render, staff_action, staff_view, translator, visit
 
 router = APIRouter()
 SEARCH_LIMIT = 200
@@ -26,10 +26,7 @@ SEARCH_LIMIT = 200
 
 @router.get("/patients")
 def patient_list(request: Request, q: str = "", erased: str = ""):
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         query = unicodedata.normalize("NFKC", q.strip())[:100]
         stmt = select(Patient).order_by(Patient.code)
         if query:
@@ -43,14 +40,15 @@ def patient_list(request: Request, q: str = "", erased: str = ""):
                          "alerts": patient_alerts(s, p, fc, today)})
         return render(request, "patients.html", v, rows=rows, q=query, erased=erased, limit=SEARCH_LIMIT)
 
+    return staff_view(request, view)
+
 
 @router.get("/patients/new")
 def new_patient_page(request: Request):
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         return render(request, "patient_new.html", v, statement_version=store.privacy_statement()[0], form={})
+
+    return staff_view(request, view)
 
 
 def number(form: dict, key: str, label: str, integer: bool = False) -> float | int | None:
@@ -103,11 +101,10 @@ router.add_api_route("/patients", form_endpoint(_new_patient), methods=["POST"])
 
 @router.get("/patients/{code}")
 def patient_page(request: Request, code: str, planned: int | None = None):
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         return patient_view(request, s, v, code, planned=planned)
+
+    return staff_view(request, view)
 
 
 def patient_view(request: Request, s, v, code: str, error: str | None = None, status: int = 200,

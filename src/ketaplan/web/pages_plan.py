@@ -17,7 +17,7 @@ from ketaplan.course.forecast import cached_forecast
 from ketaplan.errors import InputError
 from ketaplan.web.i18n import N_, Translator
 from ketaplan.web.pages_patients import number, when
-from ketaplan.web.views import Visit, db, refused, render, staff_page, translator
+from ketaplan.web.views import Visit, refused, render, staff_view, translator
 
 router = APIRouter()
 POPULATION = 300
@@ -158,24 +158,20 @@ def _form(request: Request) -> dict:
 
 @router.get("/plan")
 def planner_page(request: Request):
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         form = _form(request)
         if not any(form.values()):
             form.update(regimen="", weight="", threshold="30")
         return _planner(request, form, v)
+
+    return staff_view(request, view)
 
 
 @router.get("/patients/{code}/plan")
 def patient_planner_page(request: Request, code: str):
     """The planner prefilled from the record: latest weight, age, sex, baseline pain, the last regimen and the
     date the next course is due."""
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         try:
             p = store.get_patient(s, code)
         except InputError:
@@ -194,6 +190,8 @@ def patient_planner_page(request: Request, code: str):
                                                             else ""))
         return _planner(request, form, v, patient=p)
 
+    return staff_view(request, view)
+
 
 @router.get("/plan/routes")
 def routes_page(request: Request, dose: str = "25 mg", basis: str = "dose", weight: str = "80", age: str = "45",
@@ -204,10 +202,7 @@ def routes_page(request: Request, dose: str = "25 mg", basis: str = "dose", weig
     from ketaplan.regimen.units import Kind, parse
     from ketaplan.simulation.patient import Patient
 
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         t = translator(request)
         routes = request.query_params.getlist("route") or ["iv", "oral", "intranasal", "sublingual"]
         table, error = None, None
@@ -221,3 +216,5 @@ def routes_page(request: Request, dose: str = "25 mg", basis: str = "dose", weig
         except InputError as exc:
             error = t.error(exc)
         return render(request, "routes.html", v, query=query, table=table, error=error)
+
+    return staff_view(request, view)

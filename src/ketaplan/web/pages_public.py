@@ -11,14 +11,13 @@ from ketaplan.errors import InputError
 from ketaplan.web.notify import notify_new_request
 from ketaplan.web.views import (
     CSRF_MESSAGE,
-    Visit,
     checked,
     db,
     form_endpoint,
     refused,
     render,
     staff_action,
-    staff_page,
+    staff_view,
     translator,
     visit,
 )
@@ -67,12 +66,11 @@ router.add_api_route("/request", form_endpoint(_request), methods=["POST"])
 
 @router.get("/inbox")
 def inbox_page(request: Request, purged: int | None = None):
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         items = s.scalars(select(AppointmentRequest).order_by(AppointmentRequest.created_at.desc())).all()
         return render(request, "inbox.html", v, items=items, purged=purged)
+
+    return staff_view(request, view)
 
 
 def _handled(request: Request, form: dict):

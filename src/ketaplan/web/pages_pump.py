@@ -13,7 +13,7 @@ from ketaplan.course import store
 from ketaplan.errors import InputError
 from ketaplan.web.i18n import N_
 from ketaplan.web.pages_patients import number
-from ketaplan.web.views import Visit, db, refused, render, staff_page, translator
+from ketaplan.web.views import refused, render, staff_view, translator
 
 router = APIRouter()
 SHIFT_HOURS = 8.0
@@ -69,10 +69,7 @@ def pump_sheet(request: Request, code: str, course_number: int, preparation: str
     from ketaplan.regimen.safety import check_plan
     from ketaplan.regimen.text import parse_regimen
 
-    with db(request) as s:
-        v = staff_page(request, s)
-        if not isinstance(v, Visit):
-            return v
+    def view(s, v):
         t = translator(request)
         try:
             p = store.get_patient(s, code)
@@ -103,3 +100,5 @@ def pump_sheet(request: Request, code: str, course_number: int, preparation: str
         return render(request, "pump_sheet.html", v, p=p, course=course, regimen=regimen, weight=weight, plan=plan,
                       chosen=chosen, suggested=suggested, preparations=PREPARATIONS, hang=hang_h, increment=step,
                       findings=findings, error=error, shift=SHIFT_HOURS, at=at)
+
+    return staff_view(request, view)

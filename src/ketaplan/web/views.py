@@ -160,6 +160,17 @@ def staff_action(request: Request, form: dict, action: Callable[[Session, Visit]
     return RedirectResponse(done_url, status_code=303)
 
 
+def staff_view(request: Request, view: Callable[[Session, Visit], Response], admin: bool = False) -> Response:
+    """Answer ``view(session, visit)`` for a logged-in user (an admin if ``admin``), in one transaction; anyone
+    else gets the login page or the refusal (the opening every staff page shares, as :func:`staff_action` is
+    for their forms)."""
+    with db(request) as s:
+        v = staff_page(request, s, admin=admin)
+        if not isinstance(v, Visit):
+            return v
+        return view(s, v)
+
+
 def staff_page(request: Request, s: Session, admin: bool = False) -> Visit | Response:
     """The visit of a logged-in user (an admin if ``admin``), else the login page or the refusal."""
     v = visit(request, s)
