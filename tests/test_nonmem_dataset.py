@@ -112,6 +112,8 @@ def base_rows():
     (lambda d: d.assign(AMT=[-5.0, 0, 0]), "row 1, column AMT"),
     (lambda d: d.assign(TIME=[-1.0, 1, 2]), "row 1, column TIME"),
     (lambda d: d.assign(TIME=[0.0, 2, 1]), "row 3, column TIME: got 1; times must not decrease"),
+    (lambda d: d.assign(TIME=["0", ".", "2"]), "row 2, column TIME"),  # a missing time: a number is required
+    (lambda d: d.assign(TIME=[0.0, np.nan, -2.0]), "row 2, column TIME"),  # missing is named before negative
     (lambda d: d.assign(RATE=[10.0, 0, 0], DUR=[5.0, 0, 0]), "row 1, columns RATE and DUR"),
     (lambda d: d.assign(CMT=[3, 1, 1]), "row 1, column CMT: got 3"),
     (lambda d: d.assign(EVID=[7, 0, 0]), "row 1, column EVID"),

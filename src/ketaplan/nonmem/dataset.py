@@ -251,7 +251,8 @@ def check_records(data: pd.DataFrame) -> DatasetRecords:
     check_individual_lengths(first_rows, n, data[cols["ID"]])
 
     time = values["TIME"]
-    if not all_finite(time):
+    earliest = float(time.min())  # NaN if a TIME is missing (numeric_column has refused infinities)
+    if np.isnan(earliest):
         _require_finite(time, "TIME")
     active = _active_rows(values, n)
     item = {name: _filled(values, name, active) for name in ("AMT", "RATE", "DUR", "II", "ADDL", "SS")}
@@ -261,8 +262,8 @@ def check_records(data: pd.DataFrame) -> DatasetRecords:
     cmt = _whole_cmt(data, cols.get("CMT"))
     for name, arr in (("EVID", evid), ("ADDL", item["ADDL"]), ("SS", item["SS"])):
         _require_integer(arr, name, active)
-    _check_items(time, cmt, active, item["AMT"], item["RATE"], item["DUR"], item["II"], item["ADDL"], item["SS"],
-                 evid)
+    _check_items(time, earliest, cmt, active, item["AMT"], item["RATE"], item["DUR"], item["II"], item["ADDL"],
+                 item["SS"], evid)
 
     drops = np.flatnonzero(time[1:] < time[:-1]) + 1
     drops = drops[~np.isin(drops, first_rows)]
@@ -389,13 +390,14 @@ def _first(mask: np.ndarray) -> int | None:
     return i if len(mask) and mask[i] else None
 
 
-def _check_items(time, cmt, rows, amt, rate, dur, ii, addl, ss, evid) -> None:
-    """The item rules, in a fixed order; TIME and CMT cover every row, the others the active ``rows``."""
+def _check_items(time, earliest, cmt, rows, amt, rate, dur, ii, addl, ss, evid) -> None:
+    """The item rules, in a fixed order; TIME (``earliest`` its minimum) and CMT cover every row, the others the
+    active ``rows``."""
     def negative(arr):
         return arr < 0 if len(arr) and arr.min() < 0 else None
 
     checks = [
-        ("TIME", time, negative(time), None, "times must be >= 0"),
+        ("TIME", time, time < 0 if earliest < 0 else None, None, "times must be >= 0"),
         ("EVID", evid, (evid < 0) | (evid > 4), rows, "allowed values are 0 (observation), 1 (dose), "
          "2 (other), 3 (reset) and 4 (reset and dose)"),
         ("SS", ss, (ss < 0) | (ss > 2), rows, "allowed values are 0, 1 and 2"),
