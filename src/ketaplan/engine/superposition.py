@@ -1,17 +1,23 @@
 """Outputs of a linear system with constant parameters as a sum over the boundaries before each output.
 
-With K = V diag(lambda) V^-1 constant, each mode evolves on its own, so the modal amounts at time t are
+With K = V diag(lambda) V^-1 constant, each mode evolves on its own. Between consecutive boundaries the input
+rate is constant, so the modal amounts at time t are
 
-    z(t) = sum over boundaries j at or before t of  b_j e^(lambda tau_j) + rho_j (e^(lambda tau_j) - 1) / lambda
+    z(t) = sum over boundaries j at or before t of  b_j e^(lambda tau_j)
+         + sum over the stretches [t_(j-1), t_j) before t of  rho_(j-1) phi1(lambda, t_j - t_(j-1)) e^(lambda tau_j)
+         + R(t) phi1(lambda, t - t_last)
 
-where tau_j = t - t_j and b_j, rho_j are the bolus and the change of input rate at boundary j in modal
-coordinates (V^-1 times the dosed compartment's unit vector). For modes that empty (|lambda| >= SLOW_MODE)
-this is evaluated as sum (b_j + rho_j / lambda) e^(lambda tau_j) - R(t) / lambda, with R(t) the input rate
-running at t summed exactly (double-double), so that it is exactly zero once every infusion has ended;
-slower modes keep the (e^(lambda tau) - 1) / lambda form. Everything is one vectorised pass over
-(subject, output, boundary, mode), without the boundary-by-boundary loop of :mod:`ketaplan.engine.exact`:
-the faster choice when each subject has few boundaries and few outputs, as in estimation, where the same
-individuals are predicted again and again with new parameters (a plan is built once per dataset).
+where tau_j = t - t_j, b_j the bolus at boundary j and rho_j the input rate running after it (both in modal
+coordinates), R(t) the rate running at t since the last boundary t_last, and phi1(lambda, d) =
+(e^(lambda d) - 1) / lambda taken without cancellation. Every term of an infusion has the sign of its rate:
+nothing cancels, however short the infusion or slow the mode (the form sum rho_j (e^(lambda tau_j) - 1) /
+lambda over the rate's changes loses eps / (lambda d) of an infusion of duration d, 1e-9 of a small state's
+peak for a 14-second infusion and a mode of 0.015 /h). The rates after each boundary are summed in
+double-double, so they are exactly zero once every infusion has ended. Everything is one vectorised pass
+over (subject, output, boundary, mode), without the boundary-by-boundary loop of
+:mod:`ketaplan.engine.exact`: the faster choice when each subject has few boundaries and few outputs, as in
+estimation, where the same individuals are predicted again and again with new parameters (a plan is built
+once per dataset).
 
 Not covered (:meth:`SuperpositionPlan.applies` says which subjects): steady-state items and resets
 (EVID 3 and 4), and parameters that change over time; those go through :func:`ketaplan.engine.exact.solve`.
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ketaplan.engine.propagators import SLOW_MODE, ModalPropagator, phi1
+from ketaplan.engine.propagators import ModalPropagator, phi1
 from ketaplan.engine.schedule import Schedule, add_rates
 
 CHUNK_ELEMENTS = 2_000_000
@@ -42,8 +48,10 @@ class SuperpositionPlan:
     seen: np.ndarray  # (S, T, B) the boundary is at or before the output (by time, then order)
     cmt: np.ndarray  # (S, B) dosed state
     bolus: np.ndarray  # (S, B)
-    drate: np.ndarray  # (S, B) change of the input rate
+    after: np.ndarray  # (S, B, n) input rates running after each boundary
+    gap: np.ndarray  # (S, B) time since the boundary before (0 for the first)
     running: np.ndarray  # (S, T, n) input rates running at each output
+    since: np.ndarray  # (S, T) time since the last boundary the output sees (0 if none)
 
     @staticmethod
     def applies(schedule: Schedule) -> np.ndarray:
@@ -71,16 +79,27 @@ class SuperpositionPlan:
         t_b = schedule.time[:, :width]
         seen = (t_b[:, None, :] < times[:, :, None]) | (
             (t_b[:, None, :] == times[:, :, None]) & (schedule.order[:, None, :width] <= orders[:, :, None]))
-        tau = np.where(seen, times[:, :, None] - np.where(np.isfinite(t_b), t_b, 0.0)[:, None, :], 0.0)
+        live = np.isfinite(t_b)
+        t_live = np.where(live, t_b, 0.0)
+        tau = np.where(seen, times[:, :, None] - t_live[:, None, :], 0.0)
         cmt = schedule.cmt[:, :width]
-        drate = np.where(np.isfinite(t_b), schedule.drate[:, :width], 0.0)
-        bolus = np.where(np.isfinite(t_b), schedule.bolus[:, :width], 0.0)
-        return cls(tau, seen, cmt, bolus, drate, _running_rates(seen, cmt, drate, n))
+        drate = np.where(live, schedule.drate[:, :width], 0.0)
+        bolus = np.where(live, schedule.bolus[:, :width], 0.0)
+        after = _rates_after(cmt, drate, n)
+        gap = np.zeros(t_b.shape)
+        gap[:, 1:] = np.where(live[:, 1:], t_live[:, 1:] - t_live[:, :-1], 0.0)
+        last = seen.sum(axis=2) - 1  # boundaries are sorted: the seen ones come first
+        rows = np.arange(s)[:, None]
+        running = np.where((last >= 0)[..., None], after[rows, np.maximum(last, 0)], 0.0) if width else \
+            np.zeros((*times.shape, n))
+        since = np.where(last >= 0, times - t_live[rows, np.maximum(last, 0)], 0.0) if width else \
+            np.zeros(times.shape)
+        return cls(tau, seen, cmt, bolus, after, gap, running, since)
 
     def take(self, rows: np.ndarray) -> SuperpositionPlan:
         """The plan of the subjects ``rows`` (repeats allowed)."""
-        return SuperpositionPlan(self.tau[rows], self.seen[rows], self.cmt[rows], self.bolus[rows],
-                                 self.drate[rows], self.running[rows])
+        return SuperpositionPlan(self.tau[rows], self.seen[rows], self.cmt[rows], self.bolus[rows], self.after[rows],
+                                 self.gap[rows], self.running[rows], self.since[rows])
 
     def solve(self, k: np.ndarray, readout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Outputs (S, T, n_out) of ``readout`` (n_out, n) under rate matrices ``k`` (S, n, n), and the mask of
@@ -99,23 +118,18 @@ class SuperpositionPlan:
     def _solve_chunk(self, modal: ModalPropagator, sl: slice, readout: np.ndarray) -> np.ndarray:
         lam = modal.lam  # (S, n)
         tau, seen = self.tau[sl], self.seen[sl]
+        to_modal = modal.inv.swapaxes(1, 2)
         # the dosed state's column of V^-1 for every boundary: (S, B, n)
         u = np.take_along_axis(modal.inv, self.cmt[sl][:, None, :], axis=2).swapaxes(1, 2)
-        bolus, rate = self.bolus[sl][..., None] * u, self.drate[sl][..., None] * u
-        fast = np.abs(lam) >= SLOW_MODE
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_lam = np.where(fast, 1.0 / np.where(fast, lam, 1.0), 0.0)
-        amplitude = bolus + rate * per_lam[:, None, :]  # (S, B, n)
+        amplitude = self.bolus[sl][..., None] * u  # (S, B, n): what each boundary adds, decaying from there
+        rho = np.matmul(self.after[sl], to_modal)  # (S, B, n): modal input rates after each boundary
+        amplitude[:, 1:] += rho[:, :-1] * phi1(lam[:, None, :], self.gap[sl][:, 1:, None])
         # mode-major so that the sum over boundaries is one batched matrix product per (subject, mode)
-        lam_t = lam[:, :, None, None]
-        decay = np.exp(lam_t * tau[:, None])  # (S, n, T, B)
+        decay = np.exp(lam[:, :, None, None] * tau[:, None])  # (S, n, T, B)
         decay *= seen[:, None]
         z = np.matmul(decay, amplitude.transpose(0, 2, 1)[..., None])[..., 0]  # (S, n, T)
-        z -= np.einsum("sni,sti->snt", modal.inv, self.running[sl]) * per_lam[:, :, None]
-        if not fast.all():
-            slow = ~fast
-            growth = np.where(seen[:, None] & slow[:, :, None, None], phi1(lam_t, tau[:, None]), 0.0)
-            z += np.matmul(growth, np.where(slow[:, None, :], rate, 0.0).transpose(0, 2, 1)[..., None])[..., 0]
+        z += np.matmul(self.running[sl], to_modal).transpose(0, 2, 1) * phi1(lam[:, :, None],
+                                                                            self.since[sl][:, None, :])
         mixed = np.matmul(readout, modal.vec)  # (S, n_out, n)
         return np.matmul(mixed, z).transpose(0, 2, 1)
 
@@ -126,18 +140,17 @@ def _width(schedule: Schedule, times: np.ndarray) -> int:
     return int((np.isfinite(schedule.time) & (schedule.time <= last)).sum(axis=1).max(initial=0))
 
 
-def _running_rates(seen: np.ndarray, cmt: np.ndarray, drate: np.ndarray, n: int) -> np.ndarray:
-    """Input rates (S, T, n) running at each output: the rate changes it has seen, summed in double-double so
-    that they cancel exactly when every infusion has ended."""
-    s, t, b = seen.shape
-    hi = np.zeros((s, t, n))
-    lo = np.zeros((s, t, n))
-    if b == 0 or not np.any(drate):
-        return hi
-    rows = np.arange(s)[:, None]
-    cols = np.arange(t)[None, :]
-    for j in np.flatnonzero(np.any(drate != 0, axis=0)):
-        c = cmt[:, j][:, None]
-        step = np.where(seen[:, :, j], drate[:, j][:, None], 0.0)
-        hi[rows, cols, c], lo[rows, cols, c] = add_rates(hi[rows, cols, c], lo[rows, cols, c], step)
-    return hi + lo
+def _rates_after(cmt: np.ndarray, drate: np.ndarray, n: int) -> np.ndarray:
+    """Input rates (S, B, n) running after each boundary: its change and those before it, summed in double-double
+    so that they are exactly zero once every infusion has ended."""
+    s, b = drate.shape
+    hi = np.zeros((s, n))
+    lo = np.zeros((s, n))
+    out = np.zeros((s, b, n))
+    rows = np.arange(s)
+    for j in range(b):
+        if np.any(drate[:, j]):
+            c = cmt[:, j]
+            hi[rows, c], lo[rows, c] = add_rates(hi[rows, c], lo[rows, c], drate[:, j])
+        out[:, j] = hi + lo
+    return out
