@@ -75,23 +75,17 @@ def fit_cases(data: pd.DataFrame, model: str | Path | ModelSpec, force: bool = F
         patient = _patient(data, ind)
         regimen = _regimen(data, ind, pk.drug)
         try:
-            findings = check_plan(regimen, patient.weight, force=force)
+            findings = check_plan(regimen, patient.weight, force=force, purpose="fit")
         except InputError as exc:
-            raise InputError(f"ID {ind.id}, {exc.field}", exc.value, _as_fit(exc.allowed)) from None
+            raise InputError(f"ID {ind.id}, {exc.field}", exc.value, exc.allowed) from None
         spec = model_for(regimen, model if isinstance(model, ModelSpec) else str(model))
         obs = _observations(data, ind, spec)
         problem, sm = spec_problem(spec, regimen, patient.covariates(), obs, label=f"ID {ind.id}")
         _check_size(problem, ind)
-        problem.notes += [f"Dose check: {_as_fit(f.message)} ({f.source})" for f in findings if f.severity != "info"]
+        problem.notes += [f"Dose check: {f.message} ({f.source})" for f in findings if f.severity != "info"]
         problem.notes += _unit_check(problem)
         cases.append(FitCase(f"ID {ind.id}", ind.id, problem, sm, patient))
     return cases
-
-
-def _as_fit(text: str) -> str:
-    """The dose checks' words for a plan ("planned anyway", "plan it anyway") said of a fit of given doses."""
-    return text.replace("planned anyway with --force", "fitted anyway with --force").replace(
-        "use --force to plan it anyway", "use --force to fit it anyway")
 
 
 def _check_size(problem: Problem, ind: Individual) -> None:

@@ -50,10 +50,11 @@ def _short(key: str) -> str:
             "zanos2018": "Zanos 2018", "aapract2020": "A A Pract 2020"}.get(key, key)
 
 
-def check_regimen(regimen: Regimen, weight_kg: float, force: bool = False) -> list[Finding]:
+def check_regimen(regimen: Regimen, weight_kg: float, force: bool = False, purpose: str = "plan") -> list[Finding]:
     """Rates and doses against the usual ranges; raises :class:`InputError` for refused doses unless forced.
 
-    With ``force`` the refusal is kept as a finding of severity 'refused' (shown everywhere).
+    With ``force`` the refusal is kept as a finding of severity 'refused' (shown everywhere). ``purpose`` says
+    what the doses are for in the words of a refusal: "plan" (a plan) or "fit" (doses given, to be fitted).
     """
     r = rules()[regimen.drug]
     resolved = regimen.resolve(weight_kg)
@@ -71,7 +72,7 @@ def check_regimen(regimen: Regimen, weight_kg: float, force: bool = False) -> li
                 detail = (f"{rate:g} mg/h = {per_kg:.2f} mg/kg/h for {weight_kg:g} kg is above "
                           f"{limit['value']:g} mg/kg/h ({limit['note']}, {_short(limit['source'])}); a unit slip "
                           "such as mg/kg/h for mg/h or mg/min for mg/h is likely")
-                findings.append(_refuse(text, detail, limit["source"], force))
+                findings.append(_refuse(text, detail, limit["source"], force, purpose))
                 continue
             lo, hi = r["infusion_range_mg_per_kg_h"]["value"]
             if per_kg > hi:
@@ -90,7 +91,7 @@ def check_regimen(regimen: Regimen, weight_kg: float, force: bool = False) -> li
                 detail = (f"{rate:g} mg/h = {per_kg:.3g} mg/kg/h for {weight_kg:g} kg is far below any analgesic rate "
                           f"(below {floor['value']:g} mg/kg/h, {floor['note']}); a unit slip such as ug/h for mg/h "
                           "is likely")
-                findings.append(_refuse(text, detail, floor["source"], force))
+                findings.append(_refuse(text, detail, floor["source"], force, purpose))
                 continue
             if rate < 1.0:
                 findings.append(Finding("warning", "rate_far_below",
@@ -102,7 +103,7 @@ def check_regimen(regimen: Regimen, weight_kg: float, force: bool = False) -> li
             if per_kg > limit["value"]:
                 detail = (f"a bolus of {e.amount:g} mg = {per_kg:.2f} mg/kg is above {limit['value']:g} "
                           f"mg/kg ({limit['note']}, {_short(limit['source'])}); a unit slip is likely")
-                findings.append(_refuse(text, detail, limit["source"], force))
+                findings.append(_refuse(text, detail, limit["source"], force, purpose))
                 continue
             cap = r["bolus_max_mg_per_kg"]
             if per_kg > cap["value"]:
@@ -114,14 +115,14 @@ def check_regimen(regimen: Regimen, weight_kg: float, force: bool = False) -> li
             detail = (f"{e.amount:g} mg = {e.amount / weight_kg:.3g} mg/kg for {weight_kg:g} kg is far below any "
                       f"analgesic dose (below {floor['value']:g} mg/kg, {floor['note']}); a unit slip such as ug for "
                       "mg is likely")
-            findings.append(_refuse(text, detail, floor["source"], force))
+            findings.append(_refuse(text, detail, floor["source"], force, purpose))
             continue
         if e.amount < 1.0 and e.route != "topical":
             findings.append(Finding("warning", "dose_far_below",
                                     f"{text}: {e.amount:g} mg per dose is far below any analgesic dose; check the unit "
                                     "(ug typed for mg?)", _cite("asra2018")))
     if not any(f.code == "refused_forced" for f in findings):
-        findings += _check_concurrent(resolved, weight_kg, r["refuse_above_mg_per_kg_h"], force)
+        findings += _check_concurrent(resolved, weight_kg, r["refuse_above_mg_per_kg_h"], force, purpose)
     return findings
 
 
@@ -139,7 +140,8 @@ def peak_iv_rate(resolved: Regimen) -> tuple[float, float]:
     return peak, at
 
 
-def _check_concurrent(resolved: Regimen, weight_kg: float, limit: dict, force: bool) -> list[Finding]:
+def _check_concurrent(resolved: Regimen, weight_kg: float, limit: dict, force: bool, purpose: str
+                      ) -> list[Finding]:
     """Overlapping IV infusions (separate parts of a plan, or records of a dataset) add up: their total rate
     gets the same unit-slip check as a single one."""
     peak, at = peak_iv_rate(resolved)
@@ -147,13 +149,18 @@ def _check_concurrent(resolved: Regimen, weight_kg: float, limit: dict, force: b
         return []
     detail = (f"overlapping IV infusions add up to {peak:g} mg/h = {peak / weight_kg:.2f} mg/kg/h for "
               f"{weight_kg:g} kg, above {limit['value']:g} mg/kg/h ({limit['note']}, {_short(limit['source'])})")
-    return [_refuse(f"IV infusions running together from {at:g} h", detail, limit["source"], force)]
+    return [_refuse(f"IV infusions running together from {at:g} h", detail, limit["source"], force, purpose)]
 
 
-def _refuse(text: str, detail: str, source: str, force: bool) -> Finding:
+_FORCED_WORDS = {"plan": ("plan it", "planned"), "fit": ("fit it", "fitted")}
+"""What --force does with a refused dose, by purpose: (imperative, past participle)."""
+
+
+def _refuse(text: str, detail: str, source: str, force: bool, purpose: str) -> Finding:
+    verb, done = _FORCED_WORDS[purpose]
     if not force:
-        raise InputError("dose", text, f"refused because {detail}; use --force to plan it anyway")
-    return Finding("refused", "refused_forced", f"{text}: {detail} (planned anyway with --force)", _cite(source))
+        raise InputError("dose", text, f"refused because {detail}; use --force to {verb} anyway")
+    return Finding("refused", "refused_forced", f"{text}: {detail} ({done} anyway with --force)", _cite(source))
 
 
 def original_text(e) -> str:
@@ -258,9 +265,10 @@ def monitoring_schedule() -> tuple[list[str], str]:
     return list(m["items"]), _cite(m["source"])
 
 
-def check_plan(regimen: Regimen, weight_kg: float, force: bool = False) -> list[Finding]:
-    """Dose checks of a whole plan for one body weight, without simulating levels (rates, doses, courses)."""
-    findings = check_regimen(regimen, weight_kg, force)
+def check_plan(regimen: Regimen, weight_kg: float, force: bool = False, purpose: str = "plan") -> list[Finding]:
+    """Dose checks of a whole plan for one body weight, without simulating levels (rates, doses, courses);
+    ``purpose`` as in :func:`check_regimen`."""
+    findings = check_regimen(regimen, weight_kg, force, purpose)
     courses = group_courses(administrations(regimen.resolve(weight_kg)))
     findings += check_courses(regimen.drug, courses, [{a.route for a in c.administrations} for c in courses])
     return sorted(findings, key=lambda f: ("refused", "warning", "info").index(f.severity))
